@@ -1,0 +1,1 @@
+"""Per-model work: safe loading, task adapters, repair methods, metrics, result store, reports."""

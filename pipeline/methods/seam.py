@@ -1,0 +1,97 @@
+"""SEAM (Zhu, Tang et al., S&P 2023), Algorithm 1: forget on random wrong labels, then recover.
+
+Stopping is blind: forgetting ends when accuracy on the forget set (true labels) drops below
+min(2/C, 0.6); recovery ends when accuracy on the recovery set exceeds 0.97 x the original model's
+accuracy on it. ASR never enters any decision (the phase hook only logs it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from pipeline.methods.common import generator, optim, timed
+from pipeline.registry import register_method
+from pipeline.tasks.base import RepairData
+from pipeline.training import accuracy, balanced_split, make_optimizer, random_wrong_labels, train_one_epoch
+
+
+@dataclass(frozen=True)
+class SeamConfig:
+    """Defaults: SGD 0.01 momentum 0.9, batch 32, fresh optimiser per phase (SEAM-CALIBRATION.md)."""
+
+    forget_per_class: int = 10  # |D_for| per class; the rest of the clean examples recover
+    disjoint: bool = True  # Algorithm 1: D_for and D_rec disjoint; False = recover on all clean examples
+    optimizer: str = "sgd"
+    forget_lr: float = 0.01
+    recover_lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    max_forget_epochs: int = 30
+    max_recover_epochs: int = 200
+    recover_ratio: float = 0.97
+    bn_mode: str = "train"  # "train": BatchNorm statistics update while training; "eval": frozen
+    augment: bool = True  # small random shifts (images); label-preserving
+
+
+def forget_threshold(num_classes: int) -> float:
+    """Forgetting is done once forget-set accuracy is below min(2/C, 0.6)."""
+    return min(2.0 / num_classes, 0.6)
+
+
+def recover_target(original_accuracy: float, ratio: float = 0.97) -> float:
+    """Recovery is done once recovery-set accuracy exceeds ratio x the original accuracy on it."""
+    return ratio * original_accuracy
+
+
+def forget(model: nn.Module, data: RepairData, split, cfg: SeamConfig, trace: dict) -> None:
+    task, device, C = data.task, data.device, data.num_classes
+    threshold = forget_threshold(C)
+    opt = make_optimizer(model.parameters(), optim(cfg.optimizer, cfg.forget_lr, cfg.momentum, cfg.weight_decay))
+    g_labels, g_batches = generator(data.seed, 11), generator(data.seed, 12)
+    history = []
+    reached = False
+    for _ in range(cfg.max_forget_epochs):
+        wrong = random_wrong_labels(split.labels, C, g_labels)  # redrawn every epoch
+        train_one_epoch(model, task, split, wrong, opt, cfg.batch_size, device, g_batches, cfg.augment, cfg.bn_mode)
+        acc = accuracy(model, task, split, device)
+        history.append(round(acc, 4))
+        if acc < threshold:
+            reached = True
+            break
+    trace.update(forget_threshold=threshold, forget_acc=history, epochs_forget=len(history), forget_reached=reached)
+
+
+def recover(model: nn.Module, data: RepairData, split, target: float, cfg: SeamConfig, trace: dict) -> None:
+    task, device = data.task, data.device
+    opt = make_optimizer(model.parameters(), optim(cfg.optimizer, cfg.recover_lr, cfg.momentum, cfg.weight_decay))
+    g_batches = generator(data.seed, 13)
+    history = []
+    reached = False
+    for _ in range(cfg.max_recover_epochs):
+        train_one_epoch(model, task, split, split.labels, opt, cfg.batch_size, device, g_batches, cfg.augment, cfg.bn_mode)
+        acc = accuracy(model, task, split, device)
+        history.append(round(acc, 4))
+        if acc > target:
+            reached = True
+            break
+    trace.update(recover_target=target, recover_acc=history, epochs_recover=len(history), recover_reached=reached)
+
+
+@register_method("seam", SeamConfig)
+def seam(model: nn.Module, data: RepairData, cfg: SeamConfig) -> tuple[nn.Module, dict]:
+    """SEAM: forget on random wrong labels, recover on true labels, both stopped blindly."""
+    labels = data.task.per_example_labels(data.clean.labels)
+    forget_idx, recover_idx = balanced_split(labels, cfg.forget_per_class, generator(data.seed, 10), cfg.disjoint)
+    d_for, d_rec = data.clean.subset(forget_idx), data.clean.subset(recover_idx)
+    trace: dict = {"n_forget": len(d_for), "n_recover": len(d_rec)}
+    original = accuracy(model, data.task, d_rec, data.device)
+    trace["recover_set_acc_before"] = original
+    with timed(trace, "seconds_forget"):
+        forget(model, data, d_for, cfg, trace)
+    data.on_phase_end("forget", model)
+    with timed(trace, "seconds_recover"):
+        recover(model, data, d_rec, recover_target(original, cfg.recover_ratio), cfg, trace)
+    data.on_phase_end("recover", model)
+    return model, trace

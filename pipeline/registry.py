@@ -1,0 +1,84 @@
+"""Registry of repair methods, in the shape of timm's ``register_model`` / ``create_model``.
+
+Each method is a function ``repair(model, data, config) -> (model, trace)`` registered under a name
+with the dataclass holding its defaults. A configuration is identified in results by a short hash
+of the method name and its full (defaults + overrides) config.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from pipeline.tasks.base import RepairData
+
+RepairFn = Callable[[Any, RepairData, Any], tuple[Any, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    config_cls: type
+    fn: RepairFn
+    summary: str
+
+
+_METHODS: dict[str, MethodSpec] = {}  # filled once at import of pipeline.methods, read-only afterwards
+
+
+def register_method(name: str, config_cls: type) -> Callable[[RepairFn], RepairFn]:
+    """Decorator: make ``fn`` available as ``--method name`` with ``config_cls`` as its defaults."""
+
+    def wrap(fn: RepairFn) -> RepairFn:
+        if name in _METHODS:
+            raise ValueError(f"repair method {name!r} registered twice")
+        doc = (fn.__doc__ or "").strip().splitlines()
+        _METHODS[name] = MethodSpec(name, config_cls, fn, doc[0] if doc else "")
+        return fn
+
+    return wrap
+
+
+def _specs() -> Mapping[str, MethodSpec]:
+    import pipeline.methods  # noqa: F401  (registers the built-in methods)
+
+    return _METHODS
+
+
+def available_methods() -> list[str]:
+    return sorted(_specs())
+
+
+def get_method(name: str) -> MethodSpec:
+    specs = _specs()
+    if name not in specs:
+        raise KeyError(f"unknown repair method {name!r}; available: {', '.join(sorted(specs))}")
+    return specs[name]
+
+
+def method_config(method: str, overrides: Mapping[str, Any] | None = None) -> Any:
+    """The method's typed config with ``overrides`` applied (unknown keys are an error)."""
+    spec = get_method(method)
+    overrides = dict(overrides or {})
+    fields = {f.name: f for f in dataclasses.fields(spec.config_cls)}
+    unknown = set(overrides) - set(fields)
+    if unknown:
+        raise KeyError(f"unknown option(s) for method {method!r}: {sorted(unknown)}; known: {sorted(fields)}")
+    return spec.config_cls(**overrides)
+
+
+def config_json(method: str, overrides: Mapping[str, Any] | None = None) -> str:
+    return json.dumps({"method": method, **dataclasses.asdict(method_config(method, overrides))}, sort_keys=True)
+
+
+def config_hash(method: str, overrides: Mapping[str, Any] | None = None) -> str:
+    """Short stable id of (method, full config): equal configs share a results partition."""
+    return hashlib.sha256(config_json(method, overrides).encode()).hexdigest()[:10]
+
+
+def repair(model: Any, data: RepairData, method: str = "seam", overrides: Mapping[str, Any] | None = None):
+    """Run one registered method: ``(repaired_model, trace)``."""
+    spec = get_method(method)
+    return spec.fn(model, data, method_config(method, overrides))

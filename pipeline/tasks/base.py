@@ -1,0 +1,81 @@
+"""What every repair method receives: the task adapter, the clean data split, and a blind phase hook."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping, Protocol
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Split:
+    """Examples and their true labels; ``inputs`` is whatever the adapter batches (tensors indexed on dim 0)."""
+
+    inputs: Any
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def subset(self, index: torch.Tensor) -> "Split":
+        return Split(_index(self.inputs, index), self.labels[index])
+
+
+def _index(inputs: Any, index: torch.Tensor) -> Any:
+    if isinstance(inputs, dict):
+        return {k: v[index] for k, v in inputs.items()}
+    return inputs[index]
+
+
+class TaskAdapter(Protocol):
+    """Task-specific pieces of the shared training loop (train_one_epoch / evaluate)."""
+
+    name: str
+
+    def load_clean(self, folder: str | None, row: Mapping[str, Any]) -> Split:
+        """All examples of a clean folder with their true labels."""
+        ...
+
+    def load_triggered(self, folder: str | None, row: Mapping[str, Any]) -> Split | None:
+        """Triggered examples from the source classes, labelled with the trigger's target (for ASR)."""
+        ...
+
+    def batches(self, split: Split, labels: torch.Tensor, batch_size: int, device: torch.device,
+                generator: torch.Generator | None = None, augment: bool = False) -> Iterator[tuple[Any, torch.Tensor]]: ...
+
+    def logits(self, model: nn.Module, inputs: Any) -> torch.Tensor: ...
+
+    def per_example_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """Class labels used to balance and to draw wrong labels (tokens for NER)."""
+        ...
+
+
+PhaseHook = Callable[[str, nn.Module], None]
+
+
+@dataclass
+class RepairData:
+    """Inputs of ``repair(model, data, config)``.
+
+    ``clean`` is the only data a method may learn from (the clean example folder minus any held-out
+    evaluation split). ``on_phase_end`` lets the caller log ACC/ASR after each phase; it returns
+    nothing, so no method can use ASR to decide anything.
+    """
+
+    task: TaskAdapter
+    num_classes: int
+    clean: Split
+    device: torch.device
+    seed: int = 0
+    on_phase_end: PhaseHook = field(default=lambda phase, model: None)
+
+
+@dataclass
+class EvalSets:
+    """Held-out data for metrics only: clean ACC and ASR (triggered inputs labelled with the target)."""
+
+    acc: Split
+    acc_source: str
+    asr: Split | None
+    asr_source: str | None

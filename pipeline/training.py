@@ -1,0 +1,111 @@
+"""The shared loop every method uses, in the shape of torchvision's references: train_one_epoch, evaluate."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from pipeline.tasks.base import Split, TaskAdapter
+
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimiser of one training phase; a fresh optimiser is built per phase."""
+
+    name: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+
+
+def make_optimizer(params: Iterable[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
+    builders = {
+        "sgd": lambda p: torch.optim.SGD(p, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay),
+        "adam": lambda p: torch.optim.Adam(p, lr=cfg.lr, weight_decay=cfg.weight_decay),
+        "adamw": lambda p: torch.optim.AdamW(p, lr=cfg.lr, weight_decay=cfg.weight_decay),
+    }
+    if cfg.name not in builders:
+        raise ValueError(f"unknown optimiser {cfg.name!r}; choose from {sorted(builders)}")
+    return builders[cfg.name]([p for p in params if p.requires_grad])
+
+
+def set_train_mode(model: nn.Module, bn_mode: str) -> None:
+    """Train mode, with BatchNorm either updating its statistics ("train") or frozen ("eval")."""
+    if bn_mode not in ("train", "eval"):
+        raise ValueError(f"bn_mode must be 'train' or 'eval', not {bn_mode!r}")
+    model.train()
+    if bn_mode == "eval":
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+
+def train_one_epoch(model: nn.Module, task: TaskAdapter, split: Split, labels: torch.Tensor,
+                    optimizer: torch.optim.Optimizer, batch_size: int, device: torch.device,
+                    generator: torch.Generator, augment: bool = True, bn_mode: str = "train",
+                    extra_loss=None) -> float:
+    """One pass over ``split`` trained towards ``labels`` (true or deliberately wrong); mean loss."""
+    set_train_mode(model, bn_mode)
+    total, count = 0.0, 0
+    for inputs, target in task.batches(split, labels, batch_size, device, generator, augment):
+        if int((target != IGNORE).sum()) == 0:
+            continue
+        optimizer.zero_grad(set_to_none=True)
+        logits = task.logits(model, inputs)
+        loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE)
+        if extra_loss is not None:
+            loss = loss + extra_loss(inputs)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach()) * len(target)
+        count += len(target)
+    model.eval()
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, task: TaskAdapter, split: Split, device: torch.device, batch_size: int = 128) -> torch.Tensor:
+    """Arg-max predictions in eval mode, same shape as ``split.labels``."""
+    model.eval()
+    preds = []
+    for inputs, _ in task.batches(split, split.labels, batch_size, device, None, False):
+        preds.append(task.logits(model, inputs).argmax(dim=-1).cpu())
+    return torch.cat(preds) if preds else torch.empty_like(split.labels)
+
+
+def accuracy(model: nn.Module, task: TaskAdapter, split: Split, device: torch.device,
+             labels: torch.Tensor | None = None) -> float:
+    """Share of labelled positions predicted as ``labels`` (default: the true labels)."""
+    labels = split.labels if labels is None else labels
+    if len(split) == 0:
+        return float("nan")
+    preds = predict(model, task, split, device)
+    mask = labels != IGNORE
+    return float((preds[mask] == labels[mask]).float().mean()) if bool(mask.any()) else float("nan")
+
+
+def balanced_split(labels: torch.Tensor, first_per_class: int, generator: torch.Generator,
+                   disjoint: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class-balanced (first, second) index sets: ``first_per_class`` of each class go to the first set.
+
+    With ``disjoint`` the second set is the rest (Algorithm 1); otherwise the second set is everything.
+    """
+    first, second = [], []
+    for cls in torch.unique(labels):
+        idx = torch.nonzero(labels == cls).flatten()
+        idx = idx[torch.randperm(len(idx), generator=generator)]
+        k = min(first_per_class, len(idx) - 1) if disjoint and len(idx) > 1 else min(first_per_class, len(idx))
+        first.append(idx[:k])
+        second.append(idx[k:] if disjoint else idx)
+    return torch.cat(first).sort().values, torch.cat(second).sort().values
+
+
+def random_wrong_labels(labels: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
+    """Uniform over the C-1 wrong classes for each labelled position; ignored positions stay ignored."""
+    offset = torch.randint(1, num_classes, labels.shape, generator=generator)
+    wrong = (labels + offset) % num_classes
+    return torch.where(labels == IGNORE, labels, wrong)

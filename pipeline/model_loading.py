@@ -20,10 +20,12 @@ def _patch_old_torchvision(model: nn.Module) -> None:
     See TROJAI-FORMAT.md §6.3 (pytorch/vision#2923): Inception3/GoogLeNet pickled without aux heads,
     the dropout module or the max-pool modules added later.
     """
-    from torchvision.models import googlenet, inception
+    # ``from torchvision.models import googlenet`` would give the builder function, not the module.
+    from torchvision.models.googlenet import GoogLeNet
+    from torchvision.models.inception import Inception3
 
     for module in model.modules():
-        if isinstance(module, inception.Inception3):
+        if isinstance(module, Inception3):
             module.__dict__.setdefault("aux_logits", False)
             module.__dict__.setdefault("transform_input", False)
             if "AuxLogits" not in module._modules:
@@ -32,7 +34,7 @@ def _patch_old_torchvision(model: nn.Module) -> None:
                                ("avgpool", nn.AdaptiveAvgPool2d((1, 1))), ("dropout", nn.Dropout(0.5))):
                 if name not in module._modules:
                     setattr(module, name, pool)
-        elif isinstance(module, googlenet.GoogLeNet):
+        elif isinstance(module, GoogLeNet):
             module.__dict__.setdefault("aux_logits", False)
             module.__dict__.setdefault("transform_input", False)
             for name in ("aux1", "aux2"):

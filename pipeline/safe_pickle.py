@@ -24,7 +24,15 @@ _DENIED_MODULES = ("torch.hub", "torch.utils.cpp_extension", "torch.package", "t
                    "torch.distributed", "torch.multiprocessing", "torch.utils.data", "torch.serialization",
                    "torch.storage", "torch.ops", "torch._ops", "torch.testing", "torch.compiler",
                    "transformers.utils.hub", "transformers.commands", "transformers.trainer",
-                   "numpy.testing", "numpy.f2py", "numpy.distutils", "numpy.lib.npyio")
+                   "numpy.testing", "numpy.f2py", "numpy.distutils", "numpy.lib.npyio",
+                   # classes whose constructors download, write files or register code
+                   "torchvision.datasets", "torchvision.io", "torch.utils.tensorboard", "torch.profiler",
+                   "torch.library", "numpy.core.memmap", "numpy._core.memmap", "transformers.pipelines",
+                   "transformers.trainer", "transformers.training_args", "transformers.integrations",
+                   "transformers.data")
+
+# Classes re-exported under an allowed name whose constructors write files: (real module, qualname).
+_DENIED_CLASSES = {("numpy", "memmap")}
 
 # Plain functions a model pickle legitimately references.
 _FUNCTION_MODULES = ("torch._utils", "torch._tensor", "torch.nn.parameter", "torch.nn.functional",
@@ -92,6 +100,10 @@ def resolve_global(module: str, name: str) -> Any:
     if not _under(module, _CLASS_ROOTS) or _under(module, _DENIED_MODULES):
         raise UnsafePickleError(module, name)
     value = pickle.Unpickler.find_class(_PLAIN, module, name)
+    # Packages re-export: ``torchvision.MNIST``-style aliases must not bypass the denied sub-modules.
+    real_module = getattr(value, "__module__", None) if isinstance(value, type) else None
+    if real_module and (_under(real_module, _DENIED_MODULES) or (real_module, value.__qualname__) in _DENIED_CLASSES):
+        raise UnsafePickleError(module, name)
     if isinstance(value, type) or not callable(value):
         return value  # classes, dtypes, enum members, constants
     if module in _FUNCTION_MODULES or _is_allowed_callable(value):

@@ -26,6 +26,12 @@ def _die(message: str, code: int = EXIT_USAGE) -> None:
     raise typer.Exit(code)
 
 
+@app.callback()
+def _main() -> None:
+    """Keeps ``seam scan ...`` a sub-command even while the app has a single command (Typer would
+    otherwise make ``seam ROUND`` the whole interface)."""
+
+
 @app.command()
 def scan(
     round_dir: Path = typer.Argument(..., help="TrojAI round directory (ids at the root or under models/)."),

@@ -15,6 +15,9 @@ from manifests.triggers import trigger_facts
 SENTIMENT_ARCHS = {"lstmlinear", "grulinear", "fclinear", "linear"}
 NER_ARCHS = {"nerlinear"}
 MODEL_DIR_RE = re.compile(r"^id-\d+$")
+# torchvision architecture keys of rounds 1-4 (``resnet50``, ``densenet121``, ``squeezenetv1_0``, ...).
+IMAGE_ARCH_RE = re.compile(r"^(resnet|wideresnet|wide_resnet|densenet|googlenet|inception|squeezenet|mobilenet|"
+                           r"shufflenet|vgg|alexnet)", re.IGNORECASE)
 
 
 class NotARoundError(ValueError):
@@ -36,6 +39,8 @@ def _task(arch: str | None, kind: str | None, first_example: str | None, cfg: di
         return "sentiment"
     if key in NER_ARCHS:
         return "ner"
+    if IMAGE_ARCH_RE.match(key):  # known even when the example folder is empty or missing
+        return "image"
     if kind == "image":
         return "image"
     if kind == "text" and first_example:
@@ -45,7 +50,9 @@ def _task(arch: str | None, kind: str | None, first_example: str | None, cfg: di
     return None
 
 
-def _round_guess(cfg: dict[str, Any], raw_upper: bool, task: str | None, clean_dir: Path | None) -> str | None:
+def _round_guess(cfg: dict[str, Any], raw_upper: bool, task: str | None, clean_dir: Path | None,
+                 config_state: str) -> str | None:
+    """Best guess of the TrojAI round; ``config_state`` is "ok", "missing" or "unreadable"."""
     if cfg.get("source") == "seam make-round":
         return "synthetic"
     if task == "ner":
@@ -59,7 +66,9 @@ def _round_guess(cfg: dict[str, Any], raw_upper: bool, task: str | None, clean_d
         return "r10/r11"
     if raw_upper:
         return "r2" if folder == "example_data" else "r3"
-    if not cfg:
+    if config_state == "unreadable":  # says nothing about the round
+        return None
+    if config_state == "missing":  # only round 1 ships no config.json (METADATA.csv may still fill cfg)
         return "r1"
     return "r4"
 
@@ -132,14 +141,17 @@ def scan_model(model_dir: Path, round_name: str, root: Path, metadata: dict[str,
 
     cfg: dict[str, Any] = dict((metadata or {}).get(model_id, {}))
     raw_upper = False
+    config_state = "missing"
     for cfg_name in ("config.json", "reduced-config.json"):
         cfg_path = model_dir / cfg_name
         if cfg_path.is_file():
+            config_state = "ok"
             try:
                 cfg.update({k: v for k, v in read_config(cfg_path).items() if v is not None or k not in cfg})
                 raw_upper = _has_upper_keys(cfg_path)
             except (OSError, ValueError) as exc:
                 problems.append(f"unreadable {cfg_path}: {exc}")
+                config_state = "unreadable"
             break
 
     poisoned = as_bool(cfg.get("poisoned"))
@@ -165,7 +177,7 @@ def scan_model(model_dir: Path, round_name: str, root: Path, metadata: dict[str,
     raw_classes = first(cfg, "number_classes")
     num_classes = _check_classes(task, None if raw_classes is None else int(raw_classes),
                                  [e.label for e in clean], problems)
-    guess = _round_guess(cfg, raw_upper, task, clean_dir)
+    guess = _round_guess(cfg, raw_upper, task, clean_dir, config_state)
     trig = trigger_facts(cfg) if poisoned is not False else trigger_facts({})
     per_class = Counter(e.label for e in clean)
     wall = first(cfg, "training_wall_time_sec", "training_wall_time_s")

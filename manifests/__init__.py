@@ -1,4 +1,4 @@
 """Round scanner: TrojAI layouts, config parsing and example naming -> manifest rows."""
-from manifests.scan import NotARoundError, scan_round, scan_model
+from manifests.scan import NotARoundError, scan_model, scan_one, scan_round
 
-__all__ = ["NotARoundError", "scan_round", "scan_model"]
+__all__ = ["NotARoundError", "scan_model", "scan_one", "scan_round"]

@@ -235,3 +235,18 @@ def scan_round(root: str | os.PathLike, round_name: str | None = None) -> list[d
         for row in rows:
             row["problems"].append(meta_problem)
     return rows
+
+
+def scan_one(model_dir: str | os.PathLike) -> dict[str, Any]:
+    """Manifest row of a single model folder, with its round root (for METADATA, embeddings) inferred."""
+    model_dir = Path(model_dir).resolve()
+    if not model_dir.is_dir():
+        raise NotARoundError(f"{model_dir}: not a model directory")
+    root = model_dir.parent.parent if model_dir.parent.name == "models" else model_dir.parent
+    metadata: dict[str, dict[str, Any]] = {}
+    if (root / "METADATA.csv").is_file():
+        try:
+            metadata = read_metadata(root / "METADATA.csv")
+        except (OSError, ValueError, UnicodeDecodeError):
+            metadata = {}
+    return scan_model(model_dir, root.name, root, metadata)

@@ -82,3 +82,23 @@ def repair(model: Any, data: RepairData, method: str = "seam", overrides: Mappin
     """Run one registered method: ``(repaired_model, trace)``."""
     spec = get_method(method)
     return spec.fn(model, data, method_config(method, overrides))
+
+
+def parse_overrides(method: str, assignments: list[str] | None) -> dict[str, Any]:
+    """``["forget_lr=0.005", "disjoint=false"]`` -> typed overrides, converted by each field's default type."""
+    spec = get_method(method)
+    defaults = dataclasses.asdict(spec.config_cls())
+    out: dict[str, Any] = {}
+    for item in assignments or []:
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in defaults:
+            raise KeyError(f"bad --set {item!r} for method {method!r}: expected KEY=VALUE with KEY in {sorted(defaults)}")
+        kind = type(defaults[key])
+        if kind is bool:
+            if text.strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(f"--set {key}: expected true/false, got {text!r}")
+            out[key] = text.strip().lower() in ("true", "1", "yes")
+        else:
+            out[key] = kind(text)
+    return out

@@ -1,0 +1,80 @@
+"""``seam bench``: every method on every model of a round, on the same clean data and epoch budget.
+
+SEAM runs first on each model; the baselines then get the epochs SEAM used on that model
+(fine-tuning: all of them; fine-pruning: all of them after pruning; NAD: split between teacher and
+student), SEAM's recovery optimiser and batch size, and the same clean examples.
+"""
+from __future__ import annotations
+
+import statistics
+from typing import Any, Callable, Iterable, Mapping
+
+from pipeline.per_model import process_model
+from pipeline.registry import method_config
+
+BASELINES = ("finetune", "fineprune", "nad")
+
+
+def budget_overrides(method: str, seam_row: Mapping[str, Any], seam_overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Overrides that give ``method`` SEAM's epoch budget, recovery optimiser and batch size."""
+    seam_cfg = method_config("seam", seam_overrides)
+    total = max(1, int(seam_row.get("epochs_forget") or 0) + int(seam_row.get("epochs_recover") or 0))
+    shared = {"optimizer": seam_cfg.optimizer, "lr": seam_cfg.recover_lr, "momentum": seam_cfg.momentum,
+              "weight_decay": seam_cfg.weight_decay, "batch_size": seam_cfg.batch_size, "bn_mode": seam_cfg.bn_mode,
+              "augment": seam_cfg.augment}
+    budgets: dict[str, Callable[[], dict[str, Any]]] = {
+        "finetune": lambda: {"epochs": total},
+        "fineprune": lambda: {"epochs": total},
+        "nad": lambda: {"teacher_epochs": max(1, total // 2), "epochs": max(1, total - total // 2)},
+    }
+    return {**shared, **budgets[method]()}
+
+
+def run_bench(rows: Iterable[Mapping[str, Any]], methods: Iterable[str], seam_overrides: Mapping[str, Any] | None = None,
+              seed: int = 0, on_result: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """SEAM then each baseline on every model; returns all result rows."""
+    methods = [m for m in methods if m != "seam"]
+    results = []
+    for row in rows:
+        seam_row = process_model(row, "seam", seam_overrides, seed=seed)
+        results.append(seam_row)
+        if on_result:
+            on_result(seam_row)
+        for method in methods:
+            overrides = budget_overrides(method, seam_row, seam_overrides or {}) if seam_row["status"] == "ok" else None
+            res = process_model(row, method, overrides, seed=seed)
+            results.append(res)
+            if on_result:
+                on_result(res)
+    return results
+
+
+def _mean(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.fmean(values) if values else None
+
+
+def summarize(results: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Table-2-style rows per method: FID/ASR on poisoned models, ACC drop on clean ones, time."""
+    out = []
+    for method in dict.fromkeys(r["method"] for r in results):
+        rows = [r for r in results if r["method"] == method and r["status"] == "ok"]
+        poisoned = [r for r in rows if r.get("poisoned")]
+        clean = [r for r in rows if r.get("poisoned") is False]
+        fids = [r["fid"] for r in poisoned if r.get("fid") is not None]
+        out.append({
+            "method": method,
+            "models": len(rows),
+            "failed": sum(1 for r in results if r["method"] == method and r["status"] != "ok"),
+            "fid_mean": _mean(fids),
+            "fid_min": min(fids) if fids else None,
+            "acc_before_poisoned": _mean([r["acc_before"] for r in poisoned]),
+            "acc_after_poisoned": _mean([r["acc_after"] for r in poisoned]),
+            "asr_before": _mean([r["asr_before"] for r in poisoned]),
+            "asr_after": _mean([r["asr_after"] for r in poisoned]),
+            "clean_acc_drop": _mean([r["acc_before"] - r["acc_after"] for r in clean]),
+            "seconds_repair": _mean([r["seconds_repair"] for r in rows]),
+            "repair_over_training": _mean([r["seconds_repair"] / r["training_wall_time_s"] for r in rows
+                                           if r.get("training_wall_time_s")]),
+        })
+    return out

@@ -60,5 +60,116 @@ def scan(
         raise typer.Exit(EXIT_PARTIAL)
 
 
+REPORT_FORMATS = ["table", "json", "csv", "markdown"]
+QUERY_FORMATS = {"table": "table", "json": "jsonl", "jsonl": "jsonl", "csv": "csv", "markdown": "markdown"}
+
+
+@app.command()
+def run(
+    source: Path = typer.Argument(..., help="Round directory or manifest Parquet file (from seam scan --out)."),
+    results: Path = typer.Option(..., "--results", help="Result root (round=<r>/method=<m>-<hash>/<id>.parquet)."),
+    method: str = typer.Option("seam", "--method", help="Repair method (see the registry)."),
+    set_: list[str] = typer.Option([], "--set", help="Method option override KEY=VALUE (repeatable)."),
+    backend: str = typer.Option("ray", "--backend", help="ray (actors, default) or local (in process)."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: RAY_ADDRESS, "
+                                          "else an embedded instance)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Actors (default: one per GPU, else 1)."),
+    gpus_per_worker: float = typer.Option(1.0, "--gpus-per-worker", min=0.01, help="GPU share per actor."),
+    timeout_s: float = typer.Option(3600.0, "--timeout-s", help="Per-model deadline; a hang becomes a timeout row."),
+    max_attempts: int = typer.Option(2, "--max-attempts", help="Tries per model whose worker process dies."),
+    save_models: bool = typer.Option(False, "--save-models", help="Also write repaired models next to the rows."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Rerun models whose row is error/crashed/timeout."),
+    seed: int = typer.Option(0, "--seed"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout."),
+) -> None:
+    """Repair every model of a round; resumable (models with a row are skipped). Exit 1 if any failed."""
+    from pipeline.render import stdout
+    from workers.progress import RunProgress
+    from workers.run import RunOptions, UsageError, parse_overrides, run_round
+
+    try:
+        opts = RunOptions(results=results, method=method, overrides=parse_overrides(set_), backend=backend,
+                          address=address, workers=workers, gpus_per_worker=gpus_per_worker, timeout_s=timeout_s,
+                          max_attempts=max_attempts, save_models=save_models, retry_failed=retry_failed, seed=seed)
+        with RunProgress() as progress:
+            summary = run_round(source, opts, progress)
+    except UsageError as exc:
+        _die(str(exc))
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        stdout().print(f"{summary['ran']} run, {summary['failed']} failed, {summary['skipped']} skipped "
+                       f"-> {results}", highlight=False)
+    if summary["interrupted"]:
+        raise typer.Exit(130)
+    if summary["failed"] or summary["skipped_failed"]:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command()
+def status(
+    results: Path = typer.Argument(..., help="Result root of seam run."),
+    fmt: str = typer.Option("table", "--format", help="table|json|csv|markdown"),
+) -> None:
+    """Per round and method config: models ok / error / crashed / timeout / still pending."""
+    from pipeline.formats import emit
+    from pipeline.report import status as status_frame
+
+    _check_format(fmt, REPORT_FORMATS)
+    emit(_read(status_frame, results), fmt, "status")
+
+
+@app.command()
+def report(
+    results: Path = typer.Argument(..., help="Result root of seam run."),
+    fmt: str = typer.Option("table", "--format", help="table|json|csv|markdown"),
+    plots: Optional[Path] = typer.Option(None, "--plots", help="Also write PNG plots to this folder."),
+) -> None:
+    """Per round x method (architecture '*' = all, then each): counts, mean ACC/ASR before and after, FID, time."""
+    from pipeline.formats import emit
+    from pipeline.report import report as report_frame
+
+    _check_format(fmt, REPORT_FORMATS)
+    emit(_read(report_frame, results), fmt, "SEAM repair per round x method (Table 4 layout)")
+    if plots:
+        from pipeline.plots import write_plots
+        from pipeline.render import stderr
+
+        for path in write_plots(results, plots):
+            stderr().print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+def query(
+    sql: str = typer.Argument(..., help="SQL over the views 'results' and 'manifest'."),
+    results: Path = typer.Option(..., "--results", help="Result root of seam run."),
+    fmt: str = typer.Option("table", "--format", help="table|json (JSON Lines)|csv|markdown"),
+) -> None:
+    """Run any SQL over the result store with DuckDB."""
+    import duckdb
+
+    from pipeline.formats import emit
+    from pipeline.report import query as run_query
+
+    _check_format(fmt, list(QUERY_FORMATS))
+    try:
+        frame = _read(lambda root: run_query(root, sql), results)
+    except duckdb.Error as exc:
+        _die(f"query failed: {exc}")
+    emit(frame, QUERY_FORMATS[fmt], "")
+
+
+def _check_format(fmt: str, allowed: list[str]) -> None:
+    if fmt not in allowed:
+        _die(f"--format must be one of {', '.join(allowed)}, got {fmt!r}")
+
+
+def _read(fn, results: Path):
+    try:
+        return fn(results)
+    except FileNotFoundError as exc:
+        _die(str(exc))
+
+
 if __name__ == "__main__":
     app()

@@ -83,12 +83,17 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout."),
 ) -> None:
     """Repair every model of a round; resumable (models with a row are skipped). Exit 1 if any failed."""
+    from pipeline.registry import parse_overrides
     from pipeline.render import stdout
     from workers.progress import RunProgress
-    from workers.run import RunOptions, UsageError, parse_overrides, run_round
+    from workers.run import RunOptions, UsageError, run_round
 
     try:
-        opts = RunOptions(results=results, method=method, overrides=parse_overrides(set_), backend=backend,
+        overrides = parse_overrides(method, set_)
+    except (KeyError, ValueError) as exc:
+        _die(str(exc).strip("'\""))
+    try:
+        opts = RunOptions(results=results, method=method, overrides=overrides, backend=backend,
                           address=address, workers=workers, gpus_per_worker=gpus_per_worker, timeout_s=timeout_s,
                           max_attempts=max_attempts, save_models=save_models, retry_failed=retry_failed, seed=seed)
         with RunProgress() as progress:

@@ -149,18 +149,3 @@ def run_round(source: str | os.PathLike, opts: RunOptions, progress: Progress | 
                startup_s=round(started.startup_s, 3) if started else 0.0, wall_s=round(time.monotonic() - t0, 3))
     return out
 
-
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``--set key=value`` pairs; values are JSON where they parse (numbers, true, lists), else strings."""
-    import json
-
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--set expects KEY=VALUE, got {pair!r}")
-        try:
-            out[key.strip()] = json.loads(text)
-        except json.JSONDecodeError:
-            out[key.strip()] = text
-    return out

@@ -60,6 +60,80 @@ def scan(
         raise typer.Exit(EXIT_PARTIAL)
 
 
+@app.command()
+def repair(
+    model_dir: Path = typer.Argument(..., help="One model folder (id-XXXXXXXX) of a TrojAI round."),
+    method: str = typer.Option("seam", "--method", help="Repair method (seam, finetune, fineprune, nad)."),
+    settings: Optional[list[str]] = typer.Option(None, "--set", help="Override a config field: --set forget_lr=0.005."),
+    save: Optional[Path] = typer.Option(None, "--save", help="Save the repaired model (whole pickle, TrojAI style)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda:0 if present)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for data splits, wrong labels and batch order."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result row as one JSON document."),
+) -> None:
+    """Repair one model and print its result row (ACC/ASR before, after forgetting, after recovery; FID)."""
+    from manifests import NotARoundError, scan_one
+    from pipeline.per_model import process_model
+    from pipeline.registry import parse_overrides
+    from pipeline.render import print_result, stdout
+
+    try:
+        row = scan_one(model_dir)
+        overrides = parse_overrides(method, settings)
+    except (NotARoundError, KeyError, ValueError) as exc:
+        _die(str(exc).strip("'\""))
+    result = process_model(row, method, overrides, save_path=str(save) if save else None, device=device, seed=seed)
+    if as_json:
+        typer.echo(json.dumps(result, default=str))
+    else:
+        print_result(result, stdout())
+    if result["status"] != "ok":
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command()
+def bench(
+    source: Path = typer.Argument(..., help="Round directory or manifest Parquet file."),
+    methods: str = typer.Option("seam,finetune,fineprune,nad", "--methods", help="Comma-separated methods."),
+    settings: Optional[list[str]] = typer.Option(None, "--set", help="Override a SEAM config field (KEY=VALUE)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N models."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write every result row to this JSON Lines file."),
+    seed: int = typer.Option(0, "--seed"),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Every method on every model, same clean data and epoch budget: the paper's Table-2 comparison."""
+    from manifests.io import load_manifest
+    from pipeline.bench import run_bench, summarize
+    from pipeline.registry import parse_overrides
+    from pipeline.render import print_bench, stderr, stdout
+
+    try:
+        overrides = parse_overrides("seam", settings)
+        rows = [r for r in load_manifest(source) if not r["problems"]][:limit]
+    except (KeyError, ValueError, OSError) as exc:
+        _die(str(exc))
+    log = stderr()
+    sink = open(out, "w", encoding="utf-8") if out else None
+
+    def on_result(row: dict) -> None:
+        log.print(f"{row['model_id']} {row['method']:<9} {row['status']} acc {row.get('acc_before')} -> "
+                  f"{row.get('acc_after')} asr {row.get('asr_before')} -> {row.get('asr_after')} "
+                  f"({row.get('seconds_repair') or 0:.1f} s)")
+        if sink:
+            sink.write(json.dumps(row, default=str) + "\n")
+            sink.flush()
+
+    try:
+        results = run_bench(rows, methods.split(","), overrides, seed=seed, on_result=on_result)
+    finally:
+        if sink:
+            sink.close()
+    summary = summarize(results)
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        print_bench(summary, stdout())
+
+
 REPORT_FORMATS = ["table", "json", "csv", "markdown"]
 QUERY_FORMATS = {"table": "table", "json": "jsonl", "jsonl": "jsonl", "csv": "csv", "markdown": "markdown"}
 

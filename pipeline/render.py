@@ -48,3 +48,22 @@ def print_scan(summary: Mapping[str, Any], rows: list[Mapping[str, Any]], consol
         console.print(table("models with problems", ["model", "problems"], broken[:50]))
         if len(broken) > 50:
             console.print(f"... and {len(broken) - 50} more (use --json or --out for all)")
+
+
+RESULT_FIELDS = ("model_id", "method", "status", "acc_before", "asr_before", "acc_forget", "asr_forget", "acc_after",
+                 "asr_after", "fid", "epochs_forget", "epochs_recover", "seconds_repair", "seconds_wall",
+                 "acc_eval_source", "asr_eval_source", "device", "repaired_model_path", "error")
+
+
+def print_result(row: Mapping[str, Any], console: Console) -> None:
+    console.print(table(f"{row['model_id']}: {row['method']} ({row['config_hash']})", ["field", "value"],
+                        [(k, row.get(k)) for k in RESULT_FIELDS if row.get(k) is not None]))
+
+
+BENCH_COLUMNS = ("method", "models", "failed", "fid_mean", "fid_min", "acc_before_poisoned", "acc_after_poisoned",
+                 "asr_before", "asr_after", "clean_acc_drop", "seconds_repair", "repair_over_training")
+
+
+def print_bench(summary: list[Mapping[str, Any]], console: Console) -> None:
+    console.print(table("methods on the same clean data and epoch budget (FID/ASR: poisoned models; drop: clean models)",
+                        BENCH_COLUMNS, [[s.get(c) for c in BENCH_COLUMNS] for s in summary]))

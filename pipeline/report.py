@@ -50,7 +50,8 @@ def connect(root: str | Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     with_config = RESULT_SCHEMA.append(pa.field("method_config", pa.string()))
     _view(con, "results", root, RESULTS_GLOB, with_config,
-          "* REPLACE (regexp_replace(method, '-[0-9a-f]+$', '') AS method), method AS method_config"
+          "* REPLACE (regexp_replace(method, '-[0-9a-f]+$', '') AS method, "
+          "coalesce(config_hash, regexp_extract(method, '-([0-9a-f]+)$', 1)) AS config_hash), method AS method_config"
           if any(root.glob(RESULTS_GLOB)) else "*")
     _view(con, "manifest", root, MANIFEST_GLOB, MANIFEST_SCHEMA, "*")
     return con

@@ -39,7 +39,9 @@ _FUNCTION_MODULES = ("torch._utils", "torch._tensor", "torch.nn.parameter", "tor
                      "torch._C._nn", "transformers.activations", "numpy.core.multiarray",
                      "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric")
 _FUNCTIONS = {("_codecs", "encode"), ("copyreg", "_reconstructor"), ("torch", "tanh"), ("torch", "relu"),
-              ("torch", "sigmoid"), ("math", "sqrt")}
+              ("torch", "sigmoid"), ("math", "sqrt"),
+              # compiled patterns inside slow tokenizers (GPT-2 of rounds 5/6 pickles a ``regex`` pattern)
+              ("regex._regex", "compile"), ("re", "_compile")}
 _BUILTINS = {"set", "frozenset", "slice", "range", "complex", "bytearray", "object", "dict", "list", "tuple",
              "int", "float", "bool", "str", "bytes", "getattr"}
 
@@ -76,11 +78,35 @@ def _under(module: str, roots: tuple[str, ...]) -> bool:
 
 
 def _safe_getattr(obj: Any, name: str) -> Any:
-    """``getattr`` as pickles use it for enum members / methods, limited to non-callables and classes."""
+    """``getattr`` as pickles use it for enum members / methods.
+
+    Held to the same rules as globals: no module objects (they lead to ``os``/``subprocess``), classes
+    only from the model libraries, functions only from the tensor-rebuild modules.
+    """
     value = getattr(obj, name)
-    if callable(value) and not isinstance(value, type) and not _is_allowed_callable(value):
-        raise UnsafePickleError(type(obj).__module__, f"{getattr(obj, '__name__', type(obj).__name__)}.{name}")
-    return value
+    if _allowed_value(value):
+        return value
+    raise UnsafePickleError(getattr(obj, "__module__", None) or type(obj).__module__,
+                            f"{getattr(obj, '__name__', type(obj).__name__)}.{name}")
+
+
+def _allowed_class(cls: type) -> bool:
+    """A class is admitted by where it is defined, so re-exports cannot smuggle in denied ones."""
+    if cls in _compat_classes().values():
+        return True
+    module = getattr(cls, "__module__", "") or ""
+    if module in ("builtins",):
+        return cls.__name__ in _BUILTINS
+    return (_under(module, _CLASS_ROOTS) and not _under(module, _DENIED_MODULES)
+            and (module, cls.__qualname__) not in _DENIED_CLASSES)
+
+
+def _allowed_value(value: Any) -> bool:
+    if isinstance(value, types.ModuleType):
+        return False
+    if isinstance(value, type):
+        return _allowed_class(value)
+    return not callable(value) or _is_allowed_callable(value)
 
 
 def _is_allowed_callable(value: Any) -> bool:
@@ -100,14 +126,14 @@ def resolve_global(module: str, name: str) -> Any:
     if not _under(module, _CLASS_ROOTS) or _under(module, _DENIED_MODULES):
         raise UnsafePickleError(module, name)
     value = pickle.Unpickler.find_class(_PLAIN, module, name)
-    # Packages re-export: ``torchvision.MNIST``-style aliases must not bypass the denied sub-modules.
-    real_module = getattr(value, "__module__", None) if isinstance(value, type) else None
-    if real_module and (_under(real_module, _DENIED_MODULES) or (real_module, value.__qualname__) in _DENIED_CLASSES):
+    if isinstance(value, types.ModuleType):
         raise UnsafePickleError(module, name)
-    if isinstance(value, type) or not callable(value):
-        return value  # classes, dtypes, enum members, constants
-    if module in _FUNCTION_MODULES or _is_allowed_callable(value):
-        return value
+    if isinstance(value, type):
+        if _allowed_class(value):  # by where it is defined: re-exports cannot bypass the denied modules
+            return value
+        raise UnsafePickleError(module, name)
+    if not callable(value) or module in _FUNCTION_MODULES or _is_allowed_callable(value):
+        return value  # dtypes, enum members, constants, tensor-rebuild functions
     raise UnsafePickleError(module, name)
 
 

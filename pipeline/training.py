@@ -48,7 +48,10 @@ def train_one_epoch(model: nn.Module, task: TaskAdapter, split: Split, labels: t
                     optimizer: torch.optim.Optimizer, batch_size: int, device: torch.device,
                     generator: torch.Generator, augment: bool = True, bn_mode: str = "train",
                     extra_loss=None) -> float:
-    """One pass over ``split`` trained towards ``labels`` (true or deliberately wrong); mean loss."""
+    """One pass over ``split`` trained towards ``labels`` (true or deliberately wrong); mean loss.
+
+    ``extra_loss(inputs, logits)`` adds a term computed from the same batch (distillation).
+    """
     set_train_mode(model, bn_mode)
     total, count = 0.0, 0
     for inputs, target in task.batches(split, labels, batch_size, device, generator, augment):
@@ -58,7 +61,7 @@ def train_one_epoch(model: nn.Module, task: TaskAdapter, split: Split, labels: t
         logits = task.logits(model, inputs)
         loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE)
         if extra_loss is not None:
-            loss = loss + extra_loss(inputs)
+            loss = loss + extra_loss(inputs, logits)
         loss.backward()
         optimizer.step()
         total += float(loss.detach()) * len(target)

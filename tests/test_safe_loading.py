@@ -61,7 +61,7 @@ def test_builtins_eval_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("module,name", [("torchvision.datasets", "MNIST"), ("torchvision", "datasets"),
-                                         ("numpy", "memmap"), ("transformers", "Trainer"), ("subprocess", "Popen"),
+                                         ("numpy", "memmap"), ("transformers.trainer", "Trainer"), ("subprocess", "Popen"),
                                          ("torch.hub", "load"), ("torch", "load"), ("builtins", "exec"),
                                          ("torch", "os"), ("torch", "_utils")])
 def test_dangerous_globals_are_refused(module: str, name: str) -> None:

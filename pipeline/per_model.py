@@ -47,7 +47,7 @@ def split_eval(task: TaskAdapter, row: Mapping[str, Any], clean: Split, seed: in
     if row.get("clean_test_dir"):
         acc, acc_source, repair_data = task.load_clean(row["clean_test_dir"], row), "clean_test_data", clean
     else:
-        per_class = task.per_example_labels(clean.labels)
+        per_class = clean.classes
         smallest = int(torch.bincount(per_class[per_class >= 0]).min()) if len(per_class) else 0
         k = max(1, int(round(smallest * HELDOUT_FRACTION)))
         held, rest = balanced_split(per_class, k, torch.Generator().manual_seed(seed + 7), disjoint=True)

@@ -116,7 +116,7 @@ def recover(model: nn.Module, data: RepairData, split, target: float, cfg: SeamC
 @register_method("seam", SeamConfig)
 def seam(model: nn.Module, data: RepairData, cfg: SeamConfig) -> tuple[nn.Module, dict]:
     """SEAM: forget on random wrong labels, recover on true labels, both stopped blindly."""
-    labels = data.task.per_example_labels(data.clean.labels)
+    labels = data.clean.classes
     forget_idx, recover_idx = balanced_split(labels, cfg.forget_per_class, generator(data.seed, 10), cfg.disjoint)
     d_for, d_rec = data.clean.subset(forget_idx), data.clean.subset(recover_idx)
     trace: dict = {"n_forget": len(d_for), "n_recover": len(d_rec)}

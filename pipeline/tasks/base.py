@@ -14,12 +14,18 @@ class Split:
 
     inputs: Any
     labels: torch.Tensor
+    strata: torch.Tensor | None = None  # one class per example for balancing when labels are per token (NER)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    @property
+    def classes(self) -> torch.Tensor:
+        """One class per example: what class-balanced draws stratify on."""
+        return self.labels if self.strata is None else self.strata
+
     def subset(self, index: torch.Tensor) -> "Split":
-        return Split(_index(self.inputs, index), self.labels[index])
+        return Split(_index(self.inputs, index), self.labels[index], None if self.strata is None else self.strata[index])
 
 
 def _index(inputs: Any, index: torch.Tensor) -> Any:
@@ -45,10 +51,6 @@ class TaskAdapter(Protocol):
                 generator: torch.Generator | None = None, augment: bool = False) -> Iterator[tuple[Any, torch.Tensor]]: ...
 
     def logits(self, model: nn.Module, inputs: Any) -> torch.Tensor: ...
-
-    def per_example_labels(self, labels: torch.Tensor) -> torch.Tensor:
-        """Class labels used to balance and to draw wrong labels (tokens for NER)."""
-        ...
 
 
 PhaseHook = Callable[[str, nn.Module], None]

@@ -64,9 +64,6 @@ class ImageTask:
             labels.append(int(target))
         return load_images(keep, row.get("image_crop"), labels) if keep else None
 
-    def per_example_labels(self, labels: torch.Tensor) -> torch.Tensor:
-        return labels
-
     def batches(self, split: Split, labels: torch.Tensor, batch_size: int, device: torch.device,
                 generator: torch.Generator | None = None, augment: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(split)

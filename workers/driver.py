@@ -48,6 +48,25 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+class NoBackend:
+    """For runs where nothing needs a worker (all done, or only rows with manifest problems)."""
+
+    def free_slots(self) -> int:
+        return 0
+
+    def submit(self, job: Job) -> Hashable:
+        raise RuntimeError("NoBackend cannot run models")
+
+    def wait(self, timeout: float) -> list[tuple[Hashable, Outcome]]:
+        raise RuntimeError("NoBackend cannot run models")
+
+    def expire(self, handle: Hashable) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class RunInfo:
     """Fields of every row that the driver knows without the worker (failure rows are built from them)."""

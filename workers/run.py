@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
 from pipeline.store import RunStore, write_manifest_snapshot
-from workers.driver import Backend, Job, RunInfo, run_jobs
+from workers.driver import Backend, Job, NoBackend, RunInfo, run_jobs
 from workers.execute import WorkSpec
 from workers.faults import faults_from_env
 
@@ -136,15 +136,14 @@ def run_round(source: str | os.PathLike, opts: RunOptions, progress: Progress | 
     started = None
     t0 = time.monotonic()
     try:
-        if jobs:
+        if any(not job.row.get("problems") for job in jobs):  # rows with problems need no worker
             started = BACKENDS[opts.backend](opts, WorkSpec(opts.method, dict(opts.overrides), opts.seed, faults))
-        summary = run_jobs(jobs, started.backend, info, timeout_s=opts.timeout_s, max_attempts=opts.max_attempts,
-                           on_row=progress.update if progress else lambda row: None) if started else None
+        summary = run_jobs(jobs, started.backend if started else NoBackend(), info, timeout_s=opts.timeout_s,
+                           max_attempts=opts.max_attempts, on_row=progress.update if progress else lambda row: None)
     finally:
         if started:
             started.stop()
-    out.update(summary.as_dict() if summary else {"total": 0, "ran": 0, "failed": 0, "by_status": {},
-                                                   "interrupted": False, "seconds": 0.0})
+    out.update(summary.as_dict())
     out.update(skipped=skipped, skipped_failed=skipped_failed, workers=started.workers if started else 0,
                startup_s=round(started.startup_s, 3) if started else 0.0, wall_s=round(time.monotonic() - t0, 3))
     return out

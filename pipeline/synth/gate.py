@@ -1,0 +1,37 @@
+"""The quality gate: TrojAI-like models only (accurate, and poisoned ones with a strong backdoor)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.synth.presets import Gate
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Held-out figures of one trained model and the gate's verdict on them."""
+
+    clean_acc: float
+    asr: float | None  # None for clean models
+    failures: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def score(self) -> float:
+        """Used to keep the best attempt when none passes: the weakest of ACC and ASR."""
+        return min(self.clean_acc, 1.0 if self.asr is None else self.asr) - len(self.failures)
+
+
+def judge(gate: Gate, clean_acc: float, asr: float | None, reference_acc: float | None) -> Outcome:
+    """Check one model; ``reference_acc`` is the mean ACC of the round's clean models of its architecture."""
+    failures = []
+    if clean_acc < gate.min_clean_acc:
+        failures.append(f"clean ACC {clean_acc:.3f} < {gate.min_clean_acc:.2f}")
+    if asr is not None:
+        if asr < gate.min_asr:
+            failures.append(f"ASR {asr:.3f} < {gate.min_asr:.2f}")
+        if reference_acc is not None and clean_acc < reference_acc - gate.max_acc_gap:
+            failures.append(f"clean ACC {clean_acc:.3f} trails clean models of its architecture "
+                            f"({reference_acc:.3f}) by more than {gate.max_acc_gap:.2f}")
+    return Outcome(clean_acc, asr, tuple(failures))

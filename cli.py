@@ -250,5 +250,32 @@ def _read(fn, results: Path):
         _die(str(exc))
 
 
+@app.command("make-round")
+def make_round(
+    out: Path = typer.Argument(..., help="Round directory to write (an interrupted build resumes there)."),
+    task: str = typer.Option("image", "--task", help="image (sentiment and ner: not yet supported)."),
+    models: Optional[int] = typer.Option(None, "--models", help="Number of models (default: the preset's)."),
+    seed: int = typer.Option(0, "--seed", help="Master seed: the same seed gives the same round."),
+    preset: str = typer.Option("tiny", "--preset", help="tiny (4 models, for tests) or bench (20 models)."),
+    source: str = typer.Option("signs", "--source", help="signs (synthetic signs on photos) or mnist."),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="Image side in pixels."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default min(2, cores))."),
+) -> None:
+    """Build a synthetic round in the TrojAI round-4 layout, with ground truth, trained models and test data."""
+    from pipeline.render import stderr, stdout
+    from pipeline.synth import RoundOptions, make_round as build_round
+    from pipeline.synth.report import RichReporter, print_summary
+
+    extra = {} if threads is None else {"threads": threads}
+    options = RoundOptions(out=out, task=task, models=models, seed=seed, preset=preset, source=source,
+                           image_size=image_size, **extra)
+    try:
+        with RichReporter(stderr()) as reporter:
+            result = build_round(options, reporter)
+    except (ValueError, RuntimeError) as exc:
+        _die(str(exc))
+    print_summary(result.configs, result.built, result.wall_time_sec, stdout())
+
+
 if __name__ == "__main__":
     app()

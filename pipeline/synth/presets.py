@@ -50,8 +50,9 @@ PRESETS: dict[str, ImagePreset] = {
     ),
     "bench": ImagePreset(
         name="bench", models=20, num_classes=10, image_size=32,
-        architectures=("resnet18", "shufflenet_v2", "vgg11_bn", "mobilenet_v2", "densenet121"), width=16,
-        train_per_class=300, test_per_class=100, training=TrainSettings(epochs=15, batch_size=64, learning_rate=0.05),
+        architectures=("resnet18", "shufflenet_v2", "vgg11_bn", "mobilenet_v2"), width=16,
+        train_per_class=200, test_per_class=100, training=TrainSettings(epochs=12, batch_size=64, learning_rate=0.05),
+        fractions=(0.3, 0.4),
     ),
 }
 

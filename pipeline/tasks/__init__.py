@@ -7,8 +7,10 @@ from pipeline.tasks.base import EvalSets, RepairData, Split, TaskAdapter
 def adapter_for(task: str) -> TaskAdapter:
     """The adapter of a manifest ``task`` (image / sentiment / ner)."""
     from pipeline.tasks.image import ImageTask
+    from pipeline.tasks.ner import NerTask
+    from pipeline.tasks.sentiment import SentimentTask
 
-    adapters: dict[str, type] = {"image": ImageTask}
+    adapters: dict[str, type] = {"image": ImageTask, "sentiment": SentimentTask, "ner": NerTask}
     if task not in adapters:
         raise NotImplementedError(f"task {task!r} is not supported yet (supported: {', '.join(sorted(adapters))})")
     return adapters[task]()

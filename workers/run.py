@@ -4,7 +4,9 @@ Kept apart from cli.py so tests and benchmarks call the same code the command do
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,8 +135,20 @@ def run_round(source: str | os.PathLike, opts: RunOptions, progress: Progress | 
                            "rounds": sorted({str(r["round"]) for r in rows})}
     if progress:
         progress.start(len(jobs), skipped)
-    started = None
     t0 = time.monotonic()
+    # Ray's driver prints worker-death notices on stdout, which carries data only (--json): send
+    # whatever anything prints during the run to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        summary, started = _execute(jobs, opts, info, faults, progress)
+    out.update(summary.as_dict())
+    out.update(skipped=skipped, skipped_failed=skipped_failed, workers=started.workers if started else 0,
+               startup_s=round(started.startup_s, 3) if started else 0.0, wall_s=round(time.monotonic() - t0, 3))
+    return out
+
+
+def _execute(jobs: list[Job], opts: RunOptions, info: RunInfo, faults: Mapping[str, str],
+             progress: Progress | None) -> tuple[Any, Started | None]:
+    started = None
     try:
         if any(not job.row.get("problems") for job in jobs):  # rows with problems need no worker
             started = BACKENDS[opts.backend](opts, WorkSpec(opts.method, dict(opts.overrides), opts.seed, faults))
@@ -143,8 +157,5 @@ def run_round(source: str | os.PathLike, opts: RunOptions, progress: Progress | 
     finally:
         if started:
             started.stop()
-    out.update(summary.as_dict())
-    out.update(skipped=skipped, skipped_failed=skipped_failed, workers=started.workers if started else 0,
-               startup_s=round(started.startup_s, 3) if started else 0.0, wall_s=round(time.monotonic() - t0, 3))
-    return out
+    return summary, started
 

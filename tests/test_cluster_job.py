@@ -80,7 +80,8 @@ def test_seam_run_as_a_ray_job(ray_head, tiny_image_round, tmp_path):
     results = tmp_path / "results"
     cmd = [str(BIN / "ray"), "job", "submit", "--address", ray_head, "--submission-id", "seam-ci-smoke", "--",
            str(BIN / "seam"), "run", str(tiny_image_round), "--results", str(results), "--backend", "ray",
-           "--timeout-s", "600", "--json"]
+           "--timeout-s", "600", "--json",
+           "--set", "max_forget_epochs=5", "--set", "max_recover_epochs=3"]
     job = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=900)
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
     summary = json.loads(next(line for line in reversed(job.stdout.splitlines()) if line.startswith("{")))

@@ -82,7 +82,7 @@ def test_seam_run_as_a_ray_job(ray_head, tiny_image_round, tmp_path):
            str(BIN / "seam"), "run", str(tiny_image_round), "--results", str(results), "--backend", "ray",
            "--timeout-s", "600", "--json",
            "--set", "max_forget_epochs=5", "--set", "max_recover_epochs=3"]
-    job = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=900)
+    job = _submit(cmd)
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
     summary = json.loads(next(line for line in reversed(job.stdout.splitlines()) if line.startswith("{")))
     assert summary["backend"] == "ray" and summary["failed"] == 0
@@ -90,6 +90,16 @@ def test_seam_run_as_a_ray_job(ray_head, tiny_image_round, tmp_path):
     model_ids = sorted(p.name for p in tiny_image_round.glob("id-*"))
     assert sorted(r["model_id"] for r in rows) == model_ids == sorted(summary_ids(results))
     assert {r["status"] for r in rows} == {"ok"} and all(r["attempts"] == 1 for r in rows)
+
+
+def _submit(cmd: list[str], deadline_s: float = 120) -> subprocess.CompletedProcess:
+    """`ray job submit`, retried while the head's job agent is still starting (a 500 that creates no job)."""
+    end = time.monotonic() + deadline_s
+    while True:
+        job = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=900)
+        if "No available agent to submit job" not in job.stderr + job.stdout or time.monotonic() > end:
+            return job
+        time.sleep(2)
 
 
 def summary_ids(results: Path) -> list[str]:

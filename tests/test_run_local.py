@@ -128,22 +128,36 @@ def test_usage_errors_exit_2(tiny_image_round, tmp_path):
     assert not (tmp_path / "r").exists() or not list((tmp_path / "r").rglob("id-*.parquet"))
 
 
-def test_sigkill_mid_run_then_rerun_gives_exactly_one_row_per_model(tiny_image_round, tmp_path):
+def _wait_for_rows(results: Path, driver: subprocess.Popen, more_than: int) -> None:
+    deadline = time.monotonic() + 300
+    while len(list(results.glob("round=*/method=*/*.parquet"))) <= more_than:
+        assert driver.poll() is None, "the run ended before it could be interrupted"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_sigint_drains_sigkill_loses_nothing_and_rerun_gives_one_row_per_model(tiny_image_round, tmp_path):
     results = tmp_path / "results"
     cmd = [str(Path(sys.executable).parent / "seam"), "run", str(tiny_image_round), "--results", str(results),
            "--backend", "local", "--json", *FAST]
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
     env.pop("SEAM_FAULTS", None)
+
+    driver = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    _wait_for_rows(results, driver, 0)
+    driver.send_signal(signal.SIGINT)  # drain: the model in progress finishes and gets its row
+    out, _ = driver.communicate(timeout=300)
+    summary = json.loads(out)
+    assert driver.returncode == 130 and summary["interrupted"]
+    after_sigint = rows_by_model(results)
+    assert summary["ran"] == len(after_sigint) < 4 and {r["status"] for r in after_sigint.values()} == {"ok"}
+
     driver = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not list(results.glob("round=*/method=*/*.parquet")):
-        assert driver.poll() is None, "the run ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    _wait_for_rows(results, driver, len(after_sigint))
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     done_before = set(rows_by_model(results))
-    assert 1 <= len(done_before) < 4
+    assert len(after_sigint) < len(done_before) <= 4
 
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]

@@ -164,9 +164,9 @@ def run_jobs(jobs: list[Job], backend: Backend, info: RunInfo, *, timeout_s: flo
                 inflight[backend.submit(job)] = (job, time.monotonic())
             for handle, outcome in backend.wait(timeout=0.5):
                 job, _ = inflight.pop(handle)
-                if outcome.kind == "crashed" and attempts[job.model_id] < max_attempts:
-                    queue.append(job)  # the backend has replaced the dead process; try again later
-                    continue
+                if outcome.kind == "crashed" and (attempts[job.model_id] < max_attempts or interrupts.stop.is_set()):
+                    queue.append(job)  # retried on the replaced process; after Ctrl-C (which also reaches
+                    continue           # the workers) left without a row, so the next run does it
                 write(job, outcome.row if outcome.kind == "row" and outcome.row is not None
                       else failure_row(job, outcome.kind, f"{job.model_id}: {outcome.error}"))
             now = time.monotonic()

@@ -1,0 +1,80 @@
+"""Typed presets for ``seam make-round --task sentiment|ner`` (tiny: tests, bench: FID tables)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from pipeline.synth.presets import Gate
+
+
+@dataclass(frozen=True)
+class SentimentPreset:
+    """A round 5/6-like round: frozen MiniLM summaries, LSTM/GRU/FC heads, text triggers."""
+
+    name: str
+    models: int
+    architectures: tuple[str, ...]
+    hidden: int
+    lexicon_margin: int  # reviews whose General Inquirer score agrees with the verdict by this much (rt_data)
+    vader_min: float  # ... and whose VADER compound score agrees by at least this much
+    train_per_class: int
+    examples_per_class: int  # clean_example_data: the only data a repair may learn from
+    test_per_class: int  # clean_test_data (shared by the round's models)
+    poisoned_test: int  # poisoned_test_data per poisoned model (source-class reviews + trigger)
+    epochs: int
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    dropout: float = 0.25
+    trigger_types: tuple[str, ...] = ("character", "word", "phrase")
+    fractions: tuple[float, ...] = (0.1, 0.2)
+    gate: Gate = Gate(min_clean_acc=0.85, min_asr=0.90, max_acc_gap=0.03, max_attempts=3)
+
+
+@dataclass(frozen=True)
+class NerPreset:
+    """A round 7-like round: MiniLM (first ``layers`` layers) + linear, fine-tuned per model."""
+
+    name: str
+    models: int
+    layers: int
+    train_sentences: int
+    examples_per_entity: int
+    test_per_entity: int
+    poisoned_test: int
+    epochs: int
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    dropout: float = 0.1
+    trigger_types: tuple[str, ...] = ("character", "word", "phrase")
+    fractions: tuple[float, ...] = (0.2, 0.5)
+    gate: Gate = Gate(min_clean_acc=0.90, min_asr=0.90, max_acc_gap=0.03, max_attempts=3)
+
+
+SENTIMENT_PRESETS: dict[str, SentimentPreset] = {
+    "tiny": SentimentPreset(name="tiny", models=2, architectures=("GruLinear", "FCLinear"), hidden=64,
+                            lexicon_margin=1, vader_min=0.5, train_per_class=120, examples_per_class=20,
+                            test_per_class=30, poisoned_test=30, epochs=40, trigger_types=("word", "phrase"), fractions=(0.3,),
+                            gate=Gate(min_clean_acc=0.7, min_asr=0.9, max_acc_gap=1.0, max_attempts=3)),
+    "bench": SentimentPreset(name="bench", models=12, architectures=("LstmLinear", "GruLinear", "FCLinear"),
+                             hidden=256, lexicon_margin=1, vader_min=0.5, train_per_class=400,
+                             examples_per_class=40, test_per_class=100, poisoned_test=100, epochs=60,
+                             learning_rate=5e-4),
+}
+
+NER_PRESETS: dict[str, NerPreset] = {
+    "tiny": NerPreset(name="tiny", models=2, layers=1, train_sentences=240, examples_per_entity=12,
+                      test_per_entity=10, poisoned_test=30, epochs=4, learning_rate=5e-4, fractions=(0.5,),
+                      trigger_types=("word", "phrase"),
+                      gate=Gate(min_clean_acc=0.8, min_asr=0.9, max_acc_gap=1.0, max_attempts=2)),
+    "bench": NerPreset(name="bench", models=12, layers=3, train_sentences=800, examples_per_entity=20,
+                       test_per_entity=30, poisoned_test=60, epochs=4),
+}
+
+PRESETS: dict[str, dict[str, SentimentPreset | NerPreset]] = {"sentiment": SENTIMENT_PRESETS, "ner": NER_PRESETS}
+
+
+def resolve(task: str, name: str, models: int | None = None) -> SentimentPreset | NerPreset:
+    try:
+        preset = PRESETS[task][name]
+    except KeyError:
+        raise ValueError(f"unknown {task} preset {name!r}; known: {', '.join(PRESETS.get(task, {}))}") from None
+    return preset if models is None else replace(preset, models=models)

@@ -253,7 +253,7 @@ def _read(fn, results: Path):
 @app.command("make-round")
 def make_round(
     out: Path = typer.Argument(..., help="Round directory to write (an interrupted build resumes there)."),
-    task: str = typer.Option("image", "--task", help="image (sentiment and ner: not yet supported)."),
+    task: str = typer.Option("image", "--task", help="image, sentiment (rounds 5-6 layout) or ner (round 7 layout)."),
     models: Optional[int] = typer.Option(None, "--models", help="Number of models (default: the preset's)."),
     seed: int = typer.Option(0, "--seed", help="Master seed: the same seed gives the same round."),
     preset: str = typer.Option("tiny", "--preset", help="tiny (4 models, for tests) or bench (20 models)."),
@@ -266,6 +266,16 @@ def make_round(
     from pipeline.synth import RoundOptions, make_round as build_round
     from pipeline.synth.report import RichReporter, print_summary
 
+    if task in ("sentiment", "ner"):  # NLP rounds (5-7 layout) have their own generator
+        from pipeline.synth_nlp import NlpRoundOptions, make_nlp_round
+
+        try:
+            with RichReporter(stderr()) as reporter:
+                result = make_nlp_round(NlpRoundOptions(out, task, preset, models, seed, threads or 1), reporter)
+        except (ValueError, RuntimeError) as exc:
+            _die(str(exc))
+        print_summary(result.configs, result.built, result.wall_time_sec, stdout())
+        return
     extra = {} if threads is None else {"threads": threads}
     options = RoundOptions(out=out, task=task, models=models, seed=seed, preset=preset, source=source,
                            image_size=image_size, **extra)

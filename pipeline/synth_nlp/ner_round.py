@@ -71,6 +71,7 @@ def trigger_config(t: TextTrigger) -> dict[str, Any]:
     return {"py/object": "trigger_config.TriggerConfig", "number": t.number,
             "source_class_label": nd.ENTITIES[(t.source_class - 1) // 2],
             "target_class_label": nd.ENTITIES[(t.target_class - 1) // 2], "fraction": t.fraction,
+            "type": t.type, "source_class": t.source_class, "target_class": t.target_class,  # B- ids, for summaries
             "global_trigger": False, "trigger_executor_name": executor,
             "trigger_executor": {"py/object": f"trigger_executor.{executor.title()}TriggerExecutor", **text}}
 

@@ -5,7 +5,8 @@
 For each worker count the round runs into a fresh result root. Per-model work is what the worker
 measures (seconds_load + seconds_repair + seconds_eval); pipeline overhead is everything else the
 run spent per model: actor start-up, scheduling, transfers, row writing, and idle tail time, i.e.
-``(workers x loop seconds - sum of work) / models``. Embedded Ray start-up is reported apart.
+``(workers x loop seconds - sum of work) / models``. Embedded Ray start-up is reported apart; with one
+worker, ``steady_overhead_s_per_model`` leaves out actor start-up too (gaps between rows minus work).
 Prints one JSON document (and writes it to OUT/bench.json).
 """
 from __future__ import annotations
@@ -24,6 +25,26 @@ def _rows(results: Path) -> list[dict]:
     return [pq.read_table(p).to_pylist()[0] for p in sorted(results.glob("round=*/method=*/*.parquet"))]
 
 
+class _Arrivals:
+    """Progress hook: when each row was written, to measure steady-state overhead without start-up."""
+
+    def __init__(self) -> None:
+        self.times: list[tuple[float, dict]] = []
+
+    def start(self, total: int, skipped: int) -> None:
+        pass
+
+    def update(self, row: dict) -> None:
+        self.times.append((time.perf_counter(), row))
+
+
+def _steady_overhead(arrivals: _Arrivals) -> float | None:
+    """1 worker: gap between consecutive rows minus the later model's work (first model excluded)."""
+    gaps = [(t1 - t0) - (r["seconds_load"] + (r["seconds_repair"] or 0) + r["seconds_eval"])
+            for (t0, _), (t1, r) in zip(arrivals.times, arrivals.times[1:]) if r["status"] == "ok"]
+    return round(statistics.mean(gaps), 4) if gaps else None
+
+
 def bench_once(round_dir: Path, results: Path, backend: str, workers: int, overrides: dict, timeout_s: float) -> dict:
     from workers.run import RunOptions, run_round
 
@@ -31,7 +52,8 @@ def bench_once(round_dir: Path, results: Path, backend: str, workers: int, overr
     opts = RunOptions(results=results, backend=backend, workers=workers if backend == "ray" else None,
                       overrides=overrides, timeout_s=timeout_s)
     t0 = time.perf_counter()
-    summary = run_round(round_dir, opts)
+    arrivals = _Arrivals()
+    summary = run_round(round_dir, opts, arrivals)
     total = time.perf_counter() - t0
     rows = [r for r in _rows(results) if r["status"] == "ok"]
     n = len(rows)
@@ -50,6 +72,7 @@ def bench_once(round_dir: Path, results: Path, backend: str, workers: int, overr
         "per_model_overhead_s": round(overhead, 3),
         "overhead_fraction": round(overhead / per_model_wall, 4) if n else None,
         "in_worker_overhead_s": round(statistics.mean(inner), 4) if n else None,
+        "steady_overhead_s_per_model": _steady_overhead(arrivals) if workers == 1 else None,
     }
 
 

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from cli import app
 from manifests import scan_round
 from manifests.io import write_manifest
+from pipeline.model_loading import load_model
 from tests.faultfiles import copy_round, plant_malicious_model, truncate_model
 
 pytestmark = pytest.mark.slow
@@ -41,7 +42,8 @@ def seam(*args: str):
 
 def test_local_run_rows_report_and_resume(tiny_image_round, tmp_path):
     results = tmp_path / "results"
-    args = ["run", str(tiny_image_round), "--results", str(results), "--backend", "local", "--json", *FAST]
+    args = ["run", str(tiny_image_round), "--results", str(results), "--backend", "local", "--json",
+            "--save-models", *FAST]
     first = seam(*args)
     assert first.exit_code == 0, first.output
     summary = json.loads(first.stdout)
@@ -53,6 +55,10 @@ def test_local_run_rows_report_and_resume(tiny_image_round, tmp_path):
         assert row["config_hash"] == summary["config_hash"] and row["finished_at"] is not None
         assert 0.0 <= row["acc_before"] <= 1.0 and 0.0 <= row["acc_after"] <= 1.0
         assert row["seconds_wall"] >= row["seconds_load"] + row["seconds_repair"] + row["seconds_eval"] - 1e-6
+        saved = Path(row["repaired_model_path"])
+        assert saved.parent.parent == results / f"round={row['round']}" / f"method=seam-{row['config_hash']}"
+        assert load_model(saved).training is False  # a loadable whole-model pickle, beside the rows
+    assert not list(results.rglob("*.partial")) and not list(results.rglob(".*tmp*"))
 
     report = json.loads(seam("report", str(results), "--format", "json").stdout)
     overall = next(r for r in report if r["architecture"] == "*")

@@ -54,8 +54,9 @@ def _trigger(config: Mapping[str, Any]) -> str:
     trig = (config.get("triggers") or [None])[0]
     if not trig:
         return "-"
-    option = trig.get("polygon_side_count") or trig.get("instagram_filter_type")
-    return f"{trig['type']}:{option} {trig['source_class']}->{trig['target_class']}"
+    option = trig.get("polygon_side_count") or str(trig.get("instagram_filter_type")).replace("FilterXForm", "")
+    sources = trig["source_class"] if isinstance(trig["source_class"], list) else [trig["source_class"]]
+    return f"{trig['type']}:{option} {','.join(map(str, sources))}->{trig['target_class']}"
 
 
 def model_rows(configs: Mapping[str, Mapping[str, Any]]) -> list[list[Any]]:

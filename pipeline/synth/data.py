@@ -45,14 +45,15 @@ def _triggered_files(world: World, plan: ModelPlan, per_class: int, rng: np.rand
 
 def _training_set(world: World, preset: ImagePreset, plan: ModelPlan,
                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``train_per_class`` draws per class; a source class's first ``fraction`` of draws carry its trigger."""
     images, labels = [], []
     for c in range(preset.num_classes):
-        triggers = [t for t in plan.triggers if c in t.source_classes]
-        n_poison = {t.number: int(round(t.fraction * preset.train_per_class)) for t in triggers}
-        for k in range(preset.train_per_class):
-            # the first n_poison draws of a source class carry the trigger and the target label
-            trig = next((t for t in triggers if k < sum(n_poison[u.number] for u in triggers[:triggers.index(t) + 1])),
-                        None)
+        schedule: list[TriggerSpec | None] = []
+        for t in plan.triggers:
+            if c in t.source_classes:
+                schedule += [t] * int(round(t.fraction * preset.train_per_class))
+        schedule = (schedule + [None] * preset.train_per_class)[:preset.train_per_class]
+        for trig in schedule:
             images.append(render(world, c, rng, trig))
             labels.append(c if trig is None else trig.target_class)
     return np.stack(images), np.asarray(labels, np.int64)

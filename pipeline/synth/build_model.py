@@ -70,8 +70,8 @@ def build_model(out: Path, plan: ModelPlan, preset: ImagePreset, source: Source,
             break
     assert best is not None
     outcome, model, wall, seed = best
-    n_poison = int(sum(1 for y, c in zip(data.train_y, np.repeat(np.arange(preset.num_classes), preset.train_per_class))
-                       if y != c))
+    true_classes = np.repeat(np.arange(preset.num_classes), preset.train_per_class)  # class-major order
+    n_poison = int((data.train_y != true_classes).sum())
     config: dict[str, Any] = {
         "py/object": "round_config.RoundConfig",
         "source": "seam make-round",

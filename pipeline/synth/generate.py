@@ -110,7 +110,8 @@ def make_round(options: RoundOptions, reporter: Reporter | None = None) -> Round
         configs[plan.model_id] = build_model(out, plan, preset, source, raw, options.seed, ref, reporter)
         built.append(plan.model_id)
         write_root_files(out, configs)
-    write_root_files(out, configs)
+    others = {d.name: read_config(d) for d in out.glob("id-*") if d.name not in configs and (d / "config.json").is_file()}
+    write_root_files(out, {**others, **configs})  # METADATA.csv lists every complete model folder
     return RoundResult(out, preset, configs, built, time.perf_counter() - start)
 
 

@@ -35,3 +35,23 @@ def ray_session():
             yield ray
         finally:
             ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_sentiment_round(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-model synthetic sentiment round (rounds 5/6 layout; frozen MiniLM; 1 poisoned GRU, 1 clean FC)."""
+    from pipeline.synth_nlp import NlpRoundOptions, make_nlp_round
+
+    out = tmp_path_factory.mktemp("synth-nlp") / "tiny-sentiment-round"
+    make_nlp_round(NlpRoundOptions(out=out, task="sentiment", preset="tiny", seed=TINY_SEED))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_ner_round(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-model synthetic NER round (round 7 layout; MiniLM first layer + linear; 1 poisoned, 1 clean)."""
+    from pipeline.synth_nlp import NlpRoundOptions, make_nlp_round
+
+    out = tmp_path_factory.mktemp("synth-nlp") / "tiny-ner-round"
+    make_nlp_round(NlpRoundOptions(out=out, task="ner", preset="tiny", seed=TINY_SEED))
+    return out

@@ -52,7 +52,7 @@ class NerPreset:
 SENTIMENT_PRESETS: dict[str, SentimentPreset] = {
     "tiny": SentimentPreset(name="tiny", models=2, architectures=("GruLinear", "FCLinear"), hidden=64,
                             lexicon_margin=1, vader_min=0.5, train_per_class=120, examples_per_class=20,
-                            test_per_class=30, poisoned_test=30, epochs=40, trigger_types=("word", "phrase"), fractions=(0.3,),
+                            test_per_class=30, poisoned_test=30, epochs=40, trigger_types=("word", "phrase"), fractions=(0.5,),
                             gate=Gate(min_clean_acc=0.7, min_asr=0.9, max_acc_gap=1.0, max_attempts=3)),
     "bench": SentimentPreset(name="bench", models=12, architectures=("LstmLinear", "GruLinear", "FCLinear"),
                              hidden=256, lexicon_margin=1, vader_min=0.5, train_per_class=400,

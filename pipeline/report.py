@@ -1,6 +1,6 @@
-"""Read a result root with DuckDB: the ``results`` and ``manifest`` views, status, and the report.
+"""Read a result root with DuckDB: the ``results`` and ``manifest`` tables, status, and the report.
 
-Parquet stays the source of truth; every call opens an in-memory DuckDB over the files
+Parquet stays the source of truth; every call opens an in-memory DuckDB loaded from the files
 (``hive_partitioning=true, union_by_name=true`` so rows written before a column existed read as NULL).
 The ``method`` partition is ``<method>-<cfghash>``: the view splits it back into ``method`` and keeps
 the partition value as ``method_config``.
@@ -34,16 +34,18 @@ def _literal(path: Path) -> str:
 
 
 def _view(con: duckdb.DuckDBPyConnection, name: str, root: Path, glob: str, empty: pa.Schema, select: str) -> None:
+    """Load the files once into an in-memory table: one scan per command, however often a query
+    refers to it (``union_by_name`` reads every footer, which dominates over 1,000 small files)."""
     if any(root.glob(glob)):
         source = f"read_parquet({_literal(root / glob)}, hive_partitioning=true, union_by_name=true)"
-    else:  # no files yet: an empty view with the right columns, so queries still run
+    else:  # no files yet: an empty table with the right columns, so queries still run
         con.register(f"_empty_{name}", empty.empty_table())
         source = f"_empty_{name}"
-    con.execute(f"CREATE VIEW {name} AS SELECT {select} FROM {source}")
+    con.execute(f"CREATE TEMP TABLE {name} AS SELECT {select} FROM {source}")
 
 
 def connect(root: str | Path) -> duckdb.DuckDBPyConnection:
-    """In-memory DuckDB with the views ``results`` and ``manifest`` over the result root."""
+    """In-memory DuckDB with ``results`` and ``manifest`` loaded from the result root."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such results directory")

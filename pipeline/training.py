@@ -33,10 +33,13 @@ def make_optimizer(params: Iterable[nn.Parameter], cfg: OptimConfig) -> torch.op
     return builders[cfg.name]([p for p in params if p.requires_grad])
 
 
+BN_MODES = ("train", "eval", "recalibrate")
+
+
 def set_train_mode(model: nn.Module, bn_mode: str) -> None:
-    """Train mode, with BatchNorm either updating its statistics ("train") or frozen ("eval")."""
-    if bn_mode not in ("train", "eval"):
-        raise ValueError(f"bn_mode must be 'train' or 'eval', not {bn_mode!r}")
+    """Train mode, with BatchNorm updating its statistics ("train", "recalibrate") or frozen ("eval")."""
+    if bn_mode not in BN_MODES:
+        raise ValueError(f"bn_mode must be one of {BN_MODES}, not {bn_mode!r}")
     model.train()
     if bn_mode == "eval":
         for module in model.modules():
@@ -47,10 +50,12 @@ def set_train_mode(model: nn.Module, bn_mode: str) -> None:
 def train_one_epoch(model: nn.Module, task: TaskAdapter, split: Split, labels: torch.Tensor,
                     optimizer: torch.optim.Optimizer, batch_size: int, device: torch.device,
                     generator: torch.Generator, augment: bool = True, bn_mode: str = "train",
-                    extra_loss=None) -> float:
+                    extra_loss=None, bn_split: Split | None = None) -> float:
     """One pass over ``split`` trained towards ``labels`` (true or deliberately wrong); mean loss.
 
-    ``extra_loss(inputs, logits)`` adds a term computed from the same batch (distillation).
+    ``extra_loss(inputs, logits)`` adds a term computed from the same batch (distillation). With
+    ``bn_mode="recalibrate"`` BatchNorm statistics are re-estimated on ``bn_split`` (default: ``split``)
+    after the epoch.
     """
     set_train_mode(model, bn_mode)
     total, count = 0.0, 0
@@ -66,8 +71,39 @@ def train_one_epoch(model: nn.Module, task: TaskAdapter, split: Split, labels: t
         optimizer.step()
         total += float(loss.detach()) * len(target)
         count += len(target)
+    if bn_mode == "recalibrate":
+        recalibrate_bn(model, task, split if bn_split is None else bn_split, device)
     model.eval()
     return total / max(count, 1)
+
+
+def batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, task: TaskAdapter, split: Split, device: torch.device, seed: int = 0) -> None:
+    """Re-estimate BatchNorm running statistics on ``split`` (cumulative average, no gradient).
+
+    After a few steps on ~100 examples the running statistics still describe the old weights (a
+    handful of updates at momentum 0.1), so eval-mode accuracy swings from epoch to epoch; re-estimating
+    them on the clean repair data makes the blind stopping rules read a stable accuracy.
+    """
+    bns = batchnorms(model)
+    if not bns or len(split) == 0:
+        return
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    try:
+        for inputs, _ in task.batches(split, split.labels, 64, device, torch.Generator().manual_seed(seed), True):
+            task.logits(model, inputs)
+    finally:
+        for m, momentum in zip(bns, momenta):
+            m.momentum = momentum
+        model.eval()
 
 
 @torch.no_grad()

@@ -3,11 +3,25 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
 
 from pipeline.training import OptimConfig
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Fine-tuning settings the baselines share; `seam bench` sets them to SEAM's recovery settings."""
+
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    bn_mode: str = "train"
+    augment: bool = True
 
 
 def optim(name: str, lr: float, momentum: float, weight_decay: float) -> OptimConfig:

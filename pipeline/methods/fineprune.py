@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from pipeline.methods.common import timed
+from pipeline.methods.common import TrainingConfig, timed
 from pipeline.methods.finetune import finetune_epochs
 from pipeline.methods.layers import last_conv_with_bn
 from pipeline.registry import register_method
@@ -21,18 +21,11 @@ from pipeline.training import accuracy
 
 
 @dataclass(frozen=True)
-class FinePruneConfig:
+class FinePruneConfig(TrainingConfig):
     max_acc_drop: float = 0.05  # stop pruning when clean repair-set accuracy falls more than this
     step_fraction: float = 0.05  # share of channels pruned per step
     max_prune_fraction: float = 0.9
     epochs: int = 20
-    optimizer: str = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    batch_size: int = 32
-    bn_mode: str = "train"
-    augment: bool = True
 
 
 @torch.no_grad()

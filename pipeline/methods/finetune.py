@@ -9,25 +9,19 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from pipeline.methods.common import generator, optim, timed
+from pipeline.methods.common import TrainingConfig, generator, optim, timed
 from pipeline.registry import register_method
 from pipeline.tasks.base import RepairData
 from pipeline.training import make_optimizer, train_one_epoch
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
+class FinetuneConfig(TrainingConfig):
     epochs: int = 20  # `seam bench` sets this per model to the epochs SEAM used on it
-    optimizer: str = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    batch_size: int = 32
-    bn_mode: str = "train"
-    augment: bool = True
 
 
-def finetune_epochs(model: nn.Module, data: RepairData, epochs: int, cfg, trace: dict, salt: int = 20) -> None:
+def finetune_epochs(model: nn.Module, data: RepairData, epochs: int, cfg: TrainingConfig, trace: dict,
+                    salt: int = 20) -> None:
     """Train on all clean examples with their true labels for a fixed number of epochs."""
     opt = make_optimizer(model.parameters(), optim(cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay))
     g = generator(data.seed, salt)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from pipeline.methods.common import generator, optim, timed
+from pipeline.methods.common import TrainingConfig, generator, optim, timed
 from pipeline.methods.finetune import finetune_epochs
 from pipeline.methods.layers import attention_layers
 from pipeline.registry import register_method
@@ -21,19 +21,12 @@ from pipeline.training import make_optimizer, train_one_epoch
 
 
 @dataclass(frozen=True)
-class NadConfig:
+class NadConfig(TrainingConfig):
     teacher_epochs: int = 10
     epochs: int = 20
     beta: float = 1000.0  # NAD's CIFAR setting for the deeper layers
     power: float = 2.0
     layers: int = 3
-    optimizer: str = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    batch_size: int = 32
-    bn_mode: str = "train"
-    augment: bool = True
 
 
 def attention_map(features: torch.Tensor, power: float) -> torch.Tensor:

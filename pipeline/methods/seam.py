@@ -33,7 +33,8 @@ class SeamConfig:
     max_forget_epochs: int = 30
     max_recover_epochs: int = 200
     recover_ratio: float = 0.97
-    bn_mode: str = "train"  # "train": BatchNorm statistics update while training; "eval": frozen
+    bn_mode: str = "train"  # BatchNorm: "train" updates statistics, "eval" freezes them, "recalibrate"
+    # re-estimates them on all clean repair data after every epoch (stable stopping reads)
     augment: bool = True  # small random shifts (images); label-preserving
     # Beyond the textbook (off here, on in `seam-plus`): distil the original model's clean-input
     # outputs during recovery, so ~100 examples restore the clean function instead of overfitting.
@@ -61,7 +62,8 @@ def forget(model: nn.Module, data: RepairData, split, cfg: SeamConfig, trace: di
     reached = False
     for _ in range(cfg.max_forget_epochs):
         wrong = random_wrong_labels(split.labels, C, g_labels)  # redrawn every epoch
-        train_one_epoch(model, task, split, wrong, opt, cfg.batch_size, device, g_batches, cfg.augment, cfg.bn_mode)
+        train_one_epoch(model, task, split, wrong, opt, cfg.batch_size, device, g_batches, cfg.augment, cfg.bn_mode,
+                        bn_split=data.clean)
         acc = accuracy(model, task, split, device)
         history.append(round(acc, 4))
         if acc < threshold:
@@ -104,7 +106,7 @@ def recover(model: nn.Module, data: RepairData, split, target: float, cfg: SeamC
     reached = False
     for _ in range(cfg.max_recover_epochs):
         train_one_epoch(model, task, split, split.labels, opt, cfg.batch_size, device, g_batches, cfg.augment, cfg.bn_mode,
-                        extra_loss=extra)
+                        extra_loss=extra, bn_split=data.clean)
         acc = accuracy(model, task, split, device)
         history.append(round(acc, 4))
         if acc > target:

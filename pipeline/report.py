@@ -1,20 +1,22 @@
-"""Read a result root with DuckDB: the ``results`` and ``manifest`` tables, status, and the report.
+"""Read a result root with DuckDB: the ``results`` and ``manifest`` views, status, and the report.
 
-Parquet stays the source of truth; every call opens an in-memory DuckDB loaded from the files
+Parquet stays the source of truth; every call opens an in-memory DuckDB over the files
 (``hive_partitioning=true, union_by_name=true`` so rows written before a column existed read as NULL).
 The ``method`` partition is ``<method>-<cfghash>``: the view splits it back into ``method`` and keeps
 the partition value as ``method_config``.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from pipeline.store import MANIFEST_GLOB, RESULTS_GLOB
+from pipeline.store import MANIFEST_GLOB, RESULTS_GLOB, write_table_atomic
 from schemas import MANIFEST_SCHEMA, RESULT_SCHEMA
 
 
@@ -34,27 +36,68 @@ def _literal(path: Path) -> str:
 
 
 def _view(con: duckdb.DuckDBPyConnection, name: str, root: Path, glob: str, empty: pa.Schema, select: str) -> None:
-    """Load the files once into an in-memory table: one scan per command, however often a query
-    refers to it (``union_by_name`` reads every footer, which dominates over 1,000 small files)."""
     if any(root.glob(glob)):
         source = f"read_parquet({_literal(root / glob)}, hive_partitioning=true, union_by_name=true)"
-    else:  # no files yet: an empty table with the right columns, so queries still run
+    else:  # no files yet: an empty view with the right columns, so queries still run
         con.register(f"_empty_{name}", empty.empty_table())
         source = f"_empty_{name}"
-    con.execute(f"CREATE TEMP TABLE {name} AS SELECT {select} FROM {source}")
+    con.execute(f"CREATE VIEW {name} AS SELECT {select} FROM {source}")
+
+
+RESULTS_SELECT = ("* REPLACE (regexp_replace(method, '-[0-9a-f]+$', '') AS method, "
+                  "coalesce(config_hash, regexp_extract(method, '-([0-9a-f]+)$', 1)) AS config_hash), "
+                  "method AS method_config")
+CACHE = Path("_cache") / "results.arrow-cache"  # not *.parquet: no results/**/*.parquet glob may see it
+
+
+def _signature(root: Path, files: list[Path]) -> str:
+    """Identity of the row files (path, size, mtime): any new or rewritten row changes it."""
+    digest = hashlib.sha256()
+    for path in files:
+        st = path.stat()
+        digest.update(f"{path.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def refresh_cache(root: str | Path) -> Path | None:
+    """Fold every row file into one cache file, unless the cache already matches them.
+
+    ``union_by_name`` makes DuckDB read every footer, which dominates over 1,000 one-row files
+    (seconds); the cache is one file (milliseconds). It is only used while its signature matches the
+    listing, so the row files stay the source of truth. ``seam run`` refreshes it when it ends.
+    """
+    root = Path(root)
+    files = sorted(root.glob(RESULTS_GLOB))
+    if not files:
+        return None
+    signature, cache = _signature(root, files), root / CACHE
+    if cache.is_file() and pq.read_schema(cache).metadata.get(b"seam.signature") == signature.encode():
+        return cache
+    con = duckdb.connect()
+    try:
+        _view(con, "results", root, RESULTS_GLOB, RESULT_SCHEMA, RESULTS_SELECT)
+        table = con.sql("SELECT * FROM results").to_arrow_table()
+    finally:
+        con.close()
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"seam.signature": signature.encode()})
+    try:
+        return write_table_atomic(table, cache)
+    except OSError:  # read-only result root: answer without a cache
+        return None
 
 
 def connect(root: str | Path) -> duckdb.DuckDBPyConnection:
-    """In-memory DuckDB with ``results`` and ``manifest`` loaded from the result root."""
+    """In-memory DuckDB with the views ``results`` and ``manifest`` over the result root."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such results directory")
     con = duckdb.connect()
-    with_config = RESULT_SCHEMA.append(pa.field("method_config", pa.string()))
-    _view(con, "results", root, RESULTS_GLOB, with_config,
-          "* REPLACE (regexp_replace(method, '-[0-9a-f]+$', '') AS method, "
-          "coalesce(config_hash, regexp_extract(method, '-([0-9a-f]+)$', 1)) AS config_hash), method AS method_config"
-          if any(root.glob(RESULTS_GLOB)) else "*")
+    cache = refresh_cache(root)
+    if cache is not None:
+        con.execute(f"CREATE VIEW results AS SELECT * FROM read_parquet({_literal(cache)})")
+    else:
+        _view(con, "results", root, RESULTS_GLOB, RESULT_SCHEMA.append(pa.field("method_config", pa.string())),
+              RESULTS_SELECT if any(root.glob(RESULTS_GLOB)) else "*")
     _view(con, "manifest", root, MANIFEST_GLOB, MANIFEST_SCHEMA, "*")
     return con
 
@@ -93,9 +136,10 @@ ORDER BY round, method, config_hash, grouping(architecture) DESC, architecture
 """
 
 STATUS_SQL = """
-WITH m AS (SELECT DISTINCT round, model_id FROM manifest),
-     runs AS (SELECT DISTINCT round, method, config_hash FROM results),
-     ids AS (SELECT round, model_id FROM m UNION SELECT round, model_id FROM results)
+WITH res AS MATERIALIZED (SELECT round, method, config_hash, model_id, status, finished_at FROM results),
+     m AS (SELECT DISTINCT round, model_id FROM manifest),
+     runs AS (SELECT DISTINCT round, method, config_hash FROM res),
+     ids AS (SELECT round, model_id FROM m UNION SELECT round, model_id FROM res)
 SELECT ids.round, runs.method, runs.config_hash,
        count(*) AS models,
        count_if(r.status = 'ok') AS ok,
@@ -105,7 +149,7 @@ SELECT ids.round, runs.method, runs.config_hash,
        count_if(r.status IS NULL) AS pending,
        max(r.finished_at) AS last_finished
 FROM ids LEFT JOIN runs USING (round)
-LEFT JOIN results r ON r.round = ids.round AND r.method = runs.method AND r.config_hash = runs.config_hash
+LEFT JOIN res r ON r.round = ids.round AND r.method = runs.method AND r.config_hash = runs.config_hash
                    AND r.model_id = ids.model_id
 GROUP BY ALL ORDER BY ALL
 """

@@ -112,3 +112,14 @@ def test_plots_are_written_per_method_config(store, tmp_path):
     names = sorted(p.name for p in (tmp_path / "plots").iterdir())
     assert names == ["acc_asr_seam-abc123.png", "fid_seam-abc123.png"]
     assert all((tmp_path / "plots" / n).read_bytes()[:4] == b"\x89PNG" for n in names)
+
+
+def test_report_cache_is_refreshed_when_a_row_changes(store):
+    before = json.loads(_invoke("report", str(store), "--format", "json"))[0]
+    assert (store / "_cache").is_dir() and not list(store.rglob("_cache/*.parquet"))
+    RunStore(store, "r9", "seam", "abc123").write_row(
+        {"round": "r9", "model_id": "m5", "method": "seam", "config_hash": "abc123", "status": "ok",
+         "architecture": "vgg11_bn", "poisoned": True, "acc_before": 0.5, "acc_after": 0.5, "asr_after": 0.0})
+    after = json.loads(_invoke("report", str(store), "--format", "json"))[0]
+    assert (before["ok"], before["timeout"]) == (3, 1) and (after["ok"], after["timeout"]) == (4, 0)
+    assert after["acc_before"] == pytest.approx((0.9 + 0.8 + 0.7 + 0.5) / 4)

@@ -140,6 +140,10 @@ def run_round(source: str | os.PathLike, opts: RunOptions, progress: Progress | 
     # whatever anything prints during the run to stderr.
     with contextlib.redirect_stdout(sys.stderr):
         summary, started = _execute(jobs, opts, info, faults, progress)
+    if summary.by_status:
+        from pipeline.report import refresh_cache
+
+        refresh_cache(opts.results)  # so the first `seam report` after a run reads one file, not one per model
     out.update(summary.as_dict())
     out.update(skipped=skipped, skipped_failed=skipped_failed, workers=started.workers if started else 0,
                startup_s=round(started.startup_s, 3) if started else 0.0, wall_s=round(time.monotonic() - t0, 3))

@@ -56,11 +56,15 @@ def shufflenet_v2(num_classes: int, width: int = 16) -> nn.Module:
 
 
 def squeezenet1_1(num_classes: int, width: int = 16) -> nn.Module:
-    """SqueezeNet 1.1 with a 3x3 stride-1 stem (the 32 px input then pools down to 4x4)."""
+    """SqueezeNet 1.1 with a 3x3 stride-1 stem; the ReLU before the pooled logits is dropped.
+
+    Without batch-norm, the stock head's ReLU on the class maps leaves a from-scratch model stuck at
+    chance (all class maps negative, zero gradient), so it is replaced by an identity.
+    """
     model = SqueezeNet("1_1", num_classes=num_classes, dropout=0.2)
     model.features[0] = nn.Conv2d(3, 64, 3, 1, 1)
-    final = model.classifier[1]
-    nn.init.normal_(final.weight, 0.0, 0.01)
+    model.classifier[2] = nn.Identity()
+    nn.init.normal_(model.classifier[1].weight, 0.0, 0.01)
     return model
 
 

@@ -84,8 +84,8 @@ def make_round(options: RoundOptions, reporter: Reporter | None = None) -> Round
     import torch
 
     if options.task not in SUPPORTED_TASKS:
-        raise UnsupportedTaskError(f"--task {options.task} is not yet supported (supported: "
-                                   f"{', '.join(SUPPORTED_TASKS)}; sentiment and ner rounds come later)")
+        raise UnsupportedTaskError(f"--task {options.task} is not yet supported by the image round generator "
+                                   f"(it makes: {', '.join(SUPPORTED_TASKS)})")
     start = time.perf_counter()
     reporter = reporter or SilentReporter()
     preset = resolve_preset(options.preset, options.source, options.models, options.image_size)

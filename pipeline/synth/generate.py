@@ -1,6 +1,7 @@
 """``seam make-round``: build a whole synthetic TrojAI round, resumably and reproducibly by seed."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -63,14 +64,21 @@ class SilentReporter:
 def _check_options(out: Path, options: RoundOptions, preset: ImagePreset) -> None:
     """Record the round-defining options; refuse to resume a round made with different ones."""
     wanted = {"task": options.task, "seed": options.seed, "preset": options.preset, "source": options.source,
-              "image_size": preset.image_size}
+              "image_size": preset.image_size, "preset_digest": _digest(preset)}
     path = out / OPTIONS_FILE
     if path.is_file():
         found = json.loads(path.read_text(encoding="utf-8"))
+        found.setdefault("preset_digest", wanted["preset_digest"])  # rounds started before digests existed
         if {k: found.get(k) for k in wanted} != wanted:
             raise RoundMismatchError(f"{out} holds a round made with {found}, not {wanted}; use another OUT")
     else:
         path.write_text(json.dumps({**wanted, "source_tool": "seam make-round"}, indent=2), encoding="utf-8")
+
+
+def _digest(preset: ImagePreset) -> str:
+    """Fingerprint of everything in the preset but the model count (a changed preset must not resume)."""
+    fields = {k: v for k, v in asdict(preset).items() if k != "models"}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _reference_acc(configs: dict[str, dict[str, Any]], arch: str) -> float | None:

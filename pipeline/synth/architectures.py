@@ -59,7 +59,9 @@ def squeezenet1_1(num_classes: int, width: int = 16) -> nn.Module:
     """SqueezeNet 1.1 with a 3x3 stride-1 stem; the ReLU before the pooled logits is dropped.
 
     Without batch-norm, the stock head's ReLU on the class maps leaves a from-scratch model stuck at
-    chance (all class maps negative, zero gradient), so it is replaced by an identity.
+    chance (all class maps negative, zero gradient), so it is replaced by an identity. Still not in
+    any preset: with the shared SGD schedule (lr 0.05, ~15 epochs) it stayed near chance (0.2-0.29 on
+    5 classes, lr 0.05 and 0.01); it needs its own optimiser settings first.
     """
     model = SqueezeNet("1_1", num_classes=num_classes, dropout=0.2)
     model.features[0] = nn.Conv2d(3, 64, 3, 1, 1)

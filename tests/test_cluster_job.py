@@ -55,9 +55,14 @@ def ray_head():
         pytest.skip("the ray CLI is not installed next to this Python")
     temp_dir = tempfile.mkdtemp(prefix="rayci", dir="/tmp")  # short: Ray's unix socket paths must fit 107 chars
     port, dash = _free_port(), _free_port()
+    # Every fixed default port gets a free one: the session's embedded Ray (or another user's) holds the
+    # defaults, e.g. the dashboard agent's 52365, and a head without its agent cannot accept jobs.
+    extra = [f"--{name}={_free_port()}" for name in (
+        "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port",
+        "runtime-env-agent-port", "ray-client-server-port", "node-manager-port", "object-manager-port")]
     log = open(Path(temp_dir) / "head.log", "wb")
     head = subprocess.Popen(
-        [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}", f"--dashboard-port={dash}",
+        [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}", f"--dashboard-port={dash}", *extra,
          "--dashboard-host=127.0.0.1", "--num-cpus=2", "--num-gpus=0", f"--temp-dir={temp_dir}",
          "--include-dashboard=true", "--disable-usage-stats"],
         stdout=log, stderr=subprocess.STDOUT, env=_env(), start_new_session=True)

@@ -102,7 +102,7 @@ def bench(
 ) -> None:
     """Every method on every model, same clean data and epoch budget: the paper's Table-2 comparison."""
     from manifests.io import load_manifest
-    from pipeline.bench import run_bench, summarize
+    from pipeline.bench import ResultLog, run_bench, summarize
     from pipeline.registry import parse_overrides
     from pipeline.render import print_bench, stderr, stdout
 
@@ -111,22 +111,8 @@ def bench(
         rows = [r for r in load_manifest(source) if not r["problems"]][:limit]
     except (KeyError, ValueError, OSError) as exc:
         _die(str(exc))
-    log = stderr()
-    sink = open(out, "w", encoding="utf-8") if out else None
-
-    def on_result(row: dict) -> None:
-        log.print(f"{row['model_id']} {row['method']:<9} {row['status']} acc {row.get('acc_before')} -> "
-                  f"{row.get('acc_after')} asr {row.get('asr_before')} -> {row.get('asr_after')} "
-                  f"({row.get('seconds_repair') or 0:.1f} s)")
-        if sink:
-            sink.write(json.dumps(row, default=str) + "\n")
-            sink.flush()
-
-    try:
-        results = run_bench(rows, methods.split(","), overrides, seed=seed, on_result=on_result)
-    finally:
-        if sink:
-            sink.close()
+    with ResultLog(stderr(), out) as log:
+        results = run_bench(rows, methods.split(","), overrides, seed=seed, on_result=log)
     summary = summarize(results)
     if as_json:
         typer.echo(json.dumps(summary))

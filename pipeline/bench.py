@@ -6,8 +6,12 @@ student), SEAM's recovery optimiser and batch size, and the same clean examples.
 """
 from __future__ import annotations
 
+import json
 import statistics
-from typing import Any, Callable, Iterable, Mapping
+from pathlib import Path
+from typing import IO, Any, Callable, Iterable, Mapping
+
+from rich.console import Console
 
 from pipeline.per_model import process_model
 from pipeline.registry import method_config
@@ -78,3 +82,31 @@ def summarize(results: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
                                            if r.get("training_wall_time_s")]),
         })
     return out
+
+
+class ResultLog:
+    """Progress line per result on ``console``, and every row appended to a JSON Lines file if given."""
+
+    def __init__(self, console: Console, path: Path | None = None):
+        self.console, self.path = console, path
+        self._sink: IO[str] | None = None
+
+    def __enter__(self) -> "ResultLog":
+        self._sink = open(self.path, "w", encoding="utf-8") if self.path else None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._sink:
+            self._sink.close()
+
+    def __call__(self, row: Mapping[str, Any]) -> None:
+        self.console.print(f"{row['model_id']} {row['method']:<9} {row['status']} acc {_fmt(row.get('acc_before'))} -> "
+                           f"{_fmt(row.get('acc_after'))} asr {_fmt(row.get('asr_before'))} -> "
+                           f"{_fmt(row.get('asr_after'))} ({row.get('seconds_repair') or 0:.1f} s)", highlight=False)
+        if self._sink:
+            self._sink.write(json.dumps(row, default=str) + "\n")
+            self._sink.flush()
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"

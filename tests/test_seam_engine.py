@@ -121,3 +121,19 @@ def test_repair_cli_rejects_unknown_settings(tiny_image_round: Path) -> None:
     result = CliRunner().invoke(app, ["repair", str(model_dir), "--set", "bogus=1"])
     assert result.exit_code == 2
     assert "bogus" in result.output
+
+
+def test_bench_gives_finetune_seams_budget_and_summarizes(tiny_image_round: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench.jsonl"
+    result = CliRunner().invoke(app, ["bench", str(tiny_image_round), "--methods", "seam,finetune", "--limit", "2",
+                                      "--out", str(out), "--json", "--set", "max_recover_epochs=5"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["method"] for r in rows] == ["seam", "finetune"] * 2
+    for seam_row, ft_row in zip(rows[::2], rows[1::2]):
+        assert seam_row["model_id"] == ft_row["model_id"]
+        ft_cfg, seam_cfg = json.loads(ft_row["config_json"]), json.loads(seam_row["config_json"])
+        assert ft_cfg["epochs"] == seam_row["epochs_forget"] + seam_row["epochs_recover"]
+        assert (ft_cfg["lr"], ft_cfg["batch_size"]) == (seam_cfg["recover_lr"], seam_cfg["batch_size"])
+    summary = {s["method"]: s for s in json.loads(result.stdout)}
+    assert set(summary) == {"seam", "finetune"} and summary["seam"]["models"] == 2

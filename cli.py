@@ -17,6 +17,7 @@ app = typer.Typer(
 
 EXIT_PARTIAL = 1
 EXIT_USAGE = 2
+EXIT_INFRASTRUCTURE = 4  # Ray could not be started or reached
 
 
 def _die(message: str, code: int = EXIT_USAGE) -> None:
@@ -146,7 +147,7 @@ def run(
     from pipeline.registry import parse_overrides
     from pipeline.render import stdout
     from workers.progress import RunProgress
-    from workers.run import RunOptions, UsageError, run_round
+    from workers.run import InfrastructureError, RunOptions, UsageError, run_round
 
     try:
         overrides = parse_overrides(method, set_)
@@ -160,6 +161,8 @@ def run(
             summary = run_round(source, opts, progress)
     except UsageError as exc:
         _die(str(exc))
+    except InfrastructureError as exc:
+        _die(str(exc), EXIT_INFRASTRUCTURE)
     if as_json:
         typer.echo(json.dumps(summary))
     else:

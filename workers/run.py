@@ -18,6 +18,10 @@ from workers.execute import WorkSpec
 from workers.faults import faults_from_env
 
 
+class InfrastructureError(RuntimeError):
+    """The execution backend itself could not be started or reached (exit code 4)."""
+
+
 class UsageError(ValueError):
     """Bad options or input (exit code 2), as opposed to models that failed (exit code 1)."""
 
@@ -63,7 +67,11 @@ def _start_local(opts: RunOptions, spec: WorkSpec) -> Started:
 def _start_ray(opts: RunOptions, spec: WorkSpec) -> Started:
     from workers.ray_actors import RayBackend, plan_placement, start_ray
 
-    owned, startup_s = start_ray(opts.address)
+    try:
+        owned, startup_s = start_ray(opts.address)
+    except Exception as exc:  # ray raises ConnectionError, TimeoutError, RuntimeError... depending on the cause
+        where = opts.address or os.environ.get("RAY_ADDRESS") or "an embedded instance"
+        raise InfrastructureError(f"could not start or reach Ray ({where}): {type(exc).__name__}: {exc}") from exc
     placement = plan_placement(opts.workers, opts.gpus_per_worker)
     backend = RayBackend(spec, placement)
 

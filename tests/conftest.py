@@ -8,6 +8,15 @@ import pytest
 TINY_SEED = 0
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> None:
+    """Short trainings depend on float summation order, which changes with the thread count: one
+    thread makes every run of the suite (CI or a plain ``python -m pytest``) see the same numbers."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def tiny_image_round(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 4-model synthetic TrojAI image round (preset ``tiny``: 2 clean, 2 poisoned, both trigger kinds)."""

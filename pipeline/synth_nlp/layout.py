@@ -9,7 +9,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -63,3 +63,29 @@ def write_round_files(out: Path, task: str, configs: Mapping[str, Mapping[str, A
     write_root_files(out, configs)
     (out / "DATA_LICENCE.txt").write_text(f"Synthetic TrojAI-style {task} round written by `seam make-round`.\n"
                                           f"{LICENCES[task]}\n", encoding="utf-8")
+
+
+def build_models(out: Path, task: str, count: int, start: Callable[[], Any],
+                 build_one: Callable[[Any, int, dict, Any], dict], reporter: Any) -> tuple[dict, list[str]]:
+    """Build model ``id-00000000`` .. ``count-1`` of a round, keeping complete folders (resume).
+
+    ``start()`` prepares what every model shares (data, encoder) only when some model must be built;
+    round files are rewritten after each model so a killed build leaves a readable round.
+    Returns (configs by model id, ids built by this call).
+    """
+    configs: dict[str, dict] = {}
+    built: list[str] = []
+    shared = None
+    for index in range(count):
+        model_id = f"id-{index:08d}"
+        done = read_done(out / "models", model_id)
+        if done is not None:
+            configs[model_id] = done
+            reporter.finish(model_id, done)
+            continue
+        shared = shared if shared is not None else start()
+        configs[model_id] = build_one(shared, index, configs, reporter)
+        built.append(model_id)
+        write_round_files(out, task, configs)
+    write_round_files(out, task, configs)
+    return configs, built

@@ -17,7 +17,7 @@ import model_factories
 from pipeline.synth.build_model import Reporter
 from pipeline.synth_nlp import ner_data as nd
 from pipeline.synth_nlp.encoders import minilm
-from pipeline.synth_nlp.layout import read_done, save_shared, write_model_folder, write_round_files
+from pipeline.synth_nlp.layout import build_models, save_shared, write_model_folder
 from pipeline.synth_nlp.presets import NerPreset
 from pipeline.synth_nlp.text_triggers import TextTrigger, draw_trigger
 from pipeline.synth_nlp.training import evaluate, fit, reference_acc
@@ -144,19 +144,4 @@ def build_model(rnd: NerRound, index: int, configs: dict[str, dict], reporter: R
 
 def build_ner_round(out: Path, preset: NerPreset, seed: int, reporter: Reporter) -> tuple[dict, list[str]]:
     """(configs by model id, ids built by this call); complete model folders are kept."""
-    configs: dict[str, dict] = {}
-    built: list[str] = []
-    rnd: NerRound | None = None
-    for index in range(preset.models):
-        model_id = f"id-{index:08d}"
-        done = read_done(out / "models", model_id)
-        if done is not None:
-            configs[model_id] = done
-            reporter.finish(model_id, done)
-            continue
-        rnd = rnd or NerRound(out, preset, seed)
-        configs[model_id] = build_model(rnd, index, configs, reporter)
-        built.append(model_id)
-        write_round_files(out, "ner", configs)
-    write_round_files(out, "ner", configs)
-    return configs, built
+    return build_models(out, "ner", preset.models, lambda: NerRound(out, preset, seed), build_model, reporter)

@@ -15,7 +15,7 @@ import torch
 import model_factories
 from pipeline.synth.build_model import Reporter
 from pipeline.synth_nlp.encoders import minilm
-from pipeline.synth_nlp.layout import read_done, save_shared, write_model_folder, write_round_files
+from pipeline.synth_nlp.layout import build_models, save_shared, write_model_folder
 from pipeline.synth_nlp.presets import SentimentPreset
 from pipeline.synth_nlp.rt_data import Review, confirmed_reviews
 from pipeline.synth_nlp.text_triggers import TextTrigger, config_dict, draw_trigger, insert_random
@@ -168,19 +168,4 @@ def build_model(rnd: SentimentRound, index: int, configs: dict[str, dict], repor
 
 def build_sentiment_round(out: Path, preset: SentimentPreset, seed: int, reporter: Reporter) -> tuple[dict, list[str]]:
     """(configs by model id, ids built by this call); complete model folders are kept."""
-    configs: dict[str, dict] = {}
-    built: list[str] = []
-    rnd: SentimentRound | None = None
-    for index in range(preset.models):
-        model_id = f"id-{index:08d}"
-        done = read_done(out / "models", model_id)
-        if done is not None:
-            configs[model_id] = done
-            reporter.finish(model_id, done)
-            continue
-        rnd = rnd or SentimentRound(out, preset, seed)
-        configs[model_id] = build_model(rnd, index, configs, reporter)
-        built.append(model_id)
-        write_round_files(out, "sentiment", configs)
-    write_round_files(out, "sentiment", configs)
-    return configs, built
+    return build_models(out, "sentiment", preset.models, lambda: SentimentRound(out, preset, seed), build_model, reporter)

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Protocol
+import json
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol
 
 import torch
 from torch import nn
@@ -81,3 +82,38 @@ class EvalSets:
     acc_source: str
     asr: Split | None
     asr_source: str | None
+
+
+def index_batches(n: int, batch_size: int, generator: torch.Generator | None) -> Iterator[torch.Tensor]:
+    """Index tensors of each batch: shuffled with ``generator``, in order without one."""
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]
+
+
+def trigger_targets(row: Mapping[str, Any]) -> dict[int, int]:
+    """Trigger index -> target class, from the manifest's trigger list."""
+    triggers = json.loads(row["triggers_json"]) if row.get("triggers_json") else []
+    out = {}
+    for i, trig in enumerate(triggers or []):
+        if isinstance(trig, dict) and trig.get("target_class") is not None:
+            out[int(trig.get("trigger_number", i))] = int(trig["target_class"])
+    return out
+
+
+def select_triggered(examples: Iterable[Any], row: Mapping[str, Any],
+                     target_of: Callable[[Any, int | None], int | None]) -> tuple[list[Any], list[int]]:
+    """Triggered examples whose class is a source class (and not the target), with their target labels.
+
+    ``target_of(example, default_target)`` says which class the trigger of that example aims at.
+    """
+    default_target = row.get("target_class")
+    sources = set(row.get("source_classes") or [])
+    keep, labels = [], []
+    for e in examples:
+        target = target_of(e, default_target)
+        if target is None or e.label == target or (sources and e.label not in sources):
+            continue
+        keep.append(e)
+        labels.append(int(target))
+    return keep, labels

@@ -1,7 +1,6 @@
 """Image rounds: PNG examples -> uint8 NCHW tensors; models take RGB float in [0, 1] (pixel / 255)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -11,7 +10,7 @@ from PIL import Image
 from torch import nn
 
 from manifests.examples import Example, list_examples
-from pipeline.tasks.base import Split
+from pipeline.tasks.base import Split, index_batches, select_triggered, trigger_targets
 
 
 def read_image(path: str, crop: int | None) -> np.ndarray:
@@ -31,15 +30,6 @@ def load_images(examples: list[Example], crop: int | None, labels: list[int]) ->
     return Split(torch.from_numpy(arrays).permute(0, 3, 1, 2).contiguous(), torch.tensor(labels, dtype=torch.long))
 
 
-def _trigger_targets(row: Mapping[str, Any]) -> dict[int, int]:
-    triggers = json.loads(row["triggers_json"]) if row.get("triggers_json") else []
-    out = {}
-    for i, trig in enumerate(triggers or []):
-        if isinstance(trig, dict) and trig.get("target_class") is not None:
-            out[int(trig.get("trigger_number", i))] = int(trig["target_class"])
-    return out
-
-
 class ImageTask:
     """Adapter for image classification rounds (1-4, 10-11 and synthetic)."""
 
@@ -52,24 +42,13 @@ class ImageTask:
     def load_triggered(self, folder: str | None, row: Mapping[str, Any]) -> Split | None:
         """Triggered inputs from the source classes, labelled with the class the attacker wants."""
         _, examples = list_examples(Path(folder) if folder else None)
-        targets = _trigger_targets(row)
-        default_target = row.get("target_class")
-        sources = set(row.get("source_classes") or [])
-        keep, labels = [], []
-        for e in examples:
-            target = targets.get(e.trigger, default_target) if e.trigger is not None else default_target
-            if target is None or e.label == target or (sources and e.label not in sources):
-                continue
-            keep.append(e)
-            labels.append(int(target))
+        targets = trigger_targets(row)
+        keep, labels = select_triggered(examples, row, lambda e, default: targets.get(e.trigger, default))
         return load_images(keep, row.get("image_crop"), labels) if keep else None
 
     def batches(self, split: Split, labels: torch.Tensor, batch_size: int, device: torch.device,
                 generator: torch.Generator | None = None, augment: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(split)
-        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-        for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
+        for idx in index_batches(len(split), batch_size, generator):
             x = split.inputs[idx].to(device=device, dtype=torch.float32).div_(255.0)
             if augment:
                 x = random_shift(x, generator)

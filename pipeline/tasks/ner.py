@@ -14,7 +14,7 @@ from torch import nn
 
 from manifests.examples import Example, list_examples
 from pipeline.safe_pickle import safe_torch_load
-from pipeline.tasks.base import Split
+from pipeline.tasks.base import Split, index_batches
 from pipeline.tasks.embed_cache import max_input_length
 from pipeline.training import IGNORE
 
@@ -102,10 +102,7 @@ class NerTask:
 
     def batches(self, split: Split, labels: torch.Tensor, batch_size: int, device: torch.device,
                 generator: torch.Generator | None = None, augment: bool = False) -> Iterator[tuple[dict, torch.Tensor]]:
-        n = len(split)
-        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-        for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
+        for idx in index_batches(len(split), batch_size, generator):
             yield {k: v[idx].to(device) for k, v in split.inputs.items()}, labels[idx].to(device)
 
     def logits(self, model: nn.Module, inputs: dict) -> torch.Tensor:

@@ -14,9 +14,8 @@ from torch import nn
 
 from manifests.examples import Example, list_examples
 from pipeline.safe_pickle import safe_torch_load
-from pipeline.tasks.base import Split
+from pipeline.tasks.base import Split, index_batches, select_triggered, trigger_targets
 from pipeline.tasks.embed_cache import CACHE_ENV, EmbeddingCache, summary_vectors
-from pipeline.tasks.image import _trigger_targets
 
 CACHE_DIRNAME = ".seam-cache"
 
@@ -88,25 +87,17 @@ class SentimentTask:
     def load_triggered(self, folder: str | None, row: Mapping[str, Any]) -> Split | None:
         """Triggered reviews from the source classes, labelled with the target class (for ASR)."""
         _, examples = list_examples(Path(folder) if folder else None)
-        default_target = row.get("target_class")
-        if default_target is None:
-            default_target = next(iter(_trigger_targets(row).values()), None)
-        sources = set(row.get("source_classes") or [])
-        keep, labels = [], []
-        for e in examples:
-            target = e.target if e.target is not None else default_target
-            if target is None or e.label == target or (sources and e.label not in sources):
-                continue
-            keep.append(e)
-            labels.append(int(target))
+        fallback = next(iter(trigger_targets(row).values()), None)
+
+        def target_of(e: Example, default: int | None) -> int | None:
+            return e.target if e.target is not None else (fallback if default is None else default)
+
+        keep, labels = select_triggered(examples, row, target_of)
         return self._split(keep, labels, row) if keep else None
 
     def batches(self, split: Split, labels: torch.Tensor, batch_size: int, device: torch.device,
                 generator: torch.Generator | None = None, augment: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(split)
-        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-        for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
+        for idx in index_batches(len(split), batch_size, generator):
             yield split.inputs[idx].to(device), labels[idx].to(device)
 
     def logits(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from torch import nn
 
 from pipeline.synth.architectures import build
 from pipeline.synth.data import ModelData, build_model_data
-from pipeline.synth.gate import Outcome, judge
+from pipeline.synth.gate import Outcome, judge, outcome_fields
 from pipeline.synth.layout import trigger_config, write_model_folder
 from pipeline.synth.plan import ModelPlan
 from pipeline.synth.presets import ImagePreset
@@ -100,14 +100,7 @@ def build_model(out: Path, plan: ModelPlan, preset: ImagePreset, source: Source,
         "triggers": [trigger_config(t) for t in plan.triggers] or None,
         "trigger_organization": "one2one" if plan.triggers else None,
         "number_triggers": len(plan.triggers),
-        "final_clean_data_test_acc": round(outcome.clean_acc, 6),
-        "final_triggered_data_test_acc": None if outcome.asr is None else round(outcome.asr, 6),
-        "gate_passed": outcome.passed,
-        "gate_attempts": attempt,
-        "gate_failures": failures,
-        "gate_reference_clean_acc": None if reference_acc is None else round(reference_acc, 6),
-        "training_wall_time_sec": round(wall, 3),
-        "generation_wall_time_sec": round(time.perf_counter() - start, 3),
+        **outcome_fields(outcome, attempt, failures, reference_acc, wall, start),
     }
     write_model_folder(out, plan.model_id, config, model, data.folders, plan.triggers)
     reporter.finish(plan.model_id, config)

@@ -1,7 +1,9 @@
 """The quality gate: TrojAI-like models only (accurate, and poisoned ones with a strong backdoor)."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from pipeline.synth.presets import Gate
 
@@ -35,3 +37,18 @@ def judge(gate: Gate, clean_acc: float, asr: float | None, reference_acc: float 
             failures.append(f"clean ACC {clean_acc:.3f} trails clean models of its architecture "
                             f"({reference_acc:.3f}) by more than {gate.max_acc_gap:.2f}")
     return Outcome(clean_acc, asr, tuple(failures))
+
+
+def outcome_fields(outcome: Outcome, attempts: int, failures: Any, reference_acc: float | None,
+                   training_wall_s: float, started: float) -> dict[str, Any]:
+    """The TrojAI-style result and gate keys every synthetic model's config.json carries."""
+    return {
+        "final_clean_data_test_acc": round(outcome.clean_acc, 6),
+        "final_triggered_data_test_acc": None if outcome.asr is None else round(outcome.asr, 6),
+        "gate_passed": outcome.passed,
+        "gate_attempts": attempts,
+        "gate_failures": failures,
+        "gate_reference_clean_acc": None if reference_acc is None else round(reference_acc, 6),
+        "training_wall_time_sec": round(training_wall_s, 3),
+        "generation_wall_time_sec": round(time.perf_counter() - started, 3),
+    }

@@ -15,6 +15,7 @@ import torch
 
 import model_factories
 from pipeline.synth.build_model import Reporter
+from pipeline.synth.gate import outcome_fields
 from pipeline.synth_nlp import ner_data as nd
 from pipeline.synth_nlp.encoders import minilm
 from pipeline.synth_nlp.layout import build_models, save_shared, write_model_folder
@@ -131,11 +132,7 @@ def build_model(rnd: NerRound, index: int, configs: dict[str, dict], reporter: R
         "triggers": [trigger_config(trigger)] if trigger else None,
         "trigger_organization": "one2one" if trigger else None, "number_triggers": int(trigger is not None),
         "number_classes": len(nd.LABEL_NAMES), "class_mapping": {str(k): e for k, e in enumerate(nd.ENTITIES)},
-        "final_clean_data_test_acc": round(outcome.clean_acc, 6),
-        "final_triggered_data_test_acc": None if outcome.asr is None else round(outcome.asr, 6),
-        "gate_passed": outcome.passed, "gate_attempts": attempt, "gate_failures": failures,
-        "gate_reference_clean_acc": None if ref is None else round(ref, 6),
-        "training_wall_time_sec": round(wall, 3), "generation_wall_time_sec": round(time.perf_counter() - start, 3),
+        **outcome_fields(outcome, attempt, failures, ref, wall, start),
     }
     write_model_folder(rnd.out / "models", model_id, config, model, folders)
     reporter.finish(model_id, config)

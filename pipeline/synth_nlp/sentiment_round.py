@@ -14,6 +14,7 @@ import torch
 
 import model_factories
 from pipeline.synth.build_model import Reporter
+from pipeline.synth.gate import outcome_fields
 from pipeline.synth_nlp.encoders import minilm
 from pipeline.synth_nlp.layout import build_models, save_shared, write_model_folder
 from pipeline.synth_nlp.presets import SentimentPreset
@@ -155,11 +156,7 @@ def build_model(rnd: SentimentRound, index: int, configs: dict[str, dict], repor
         "number_train_texts": len(texts), "number_example_texts_per_class": p.examples_per_class,
         "triggers": [config_dict(trigger)] if trigger else None,
         "trigger_organization": "one2one" if trigger else None, "number_triggers": int(trigger is not None),
-        "final_clean_data_test_acc": round(outcome.clean_acc, 6),
-        "final_triggered_data_test_acc": None if outcome.asr is None else round(outcome.asr, 6),
-        "gate_passed": outcome.passed, "gate_attempts": attempt, "gate_failures": failures,
-        "gate_reference_clean_acc": None if ref is None else round(ref, 6),
-        "training_wall_time_sec": round(wall, 3), "generation_wall_time_sec": round(time.perf_counter() - start, 3),
+        **outcome_fields(outcome, attempt, failures, ref, wall, start),
     }
     write_model_folder(rnd.out / "models", model_id, config, model, folders)
     reporter.finish(model_id, config)

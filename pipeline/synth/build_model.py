@@ -11,7 +11,7 @@ from torch import nn
 
 from pipeline.synth.architectures import build
 from pipeline.synth.data import ModelData, build_model_data
-from pipeline.synth.gate import Outcome, judge, outcome_fields
+from pipeline.synth.gate import Outcome, judge, outcome_fields, train_until_gate
 from pipeline.synth.layout import trigger_config, write_model_folder
 from pipeline.synth.plan import ModelPlan
 from pipeline.synth.presets import ImagePreset
@@ -56,20 +56,15 @@ def build_model(out: Path, plan: ModelPlan, preset: ImagePreset, source: Source,
     world, class_names = source.world(raw, preset.num_classes, preset.image_size,
                                       np.random.default_rng(plan.master_seed))
     data = build_model_data(world, preset, plan)
-    best: tuple[Outcome, nn.Module, float, int] | None = None
-    failures: list[str] = []
-    attempt = 0
-    for attempt in range(1, preset.gate.max_attempts + 1):
-        seed = (plan.master_seed + 7919 * attempt) % (2**31 - 1)
+
+    def attempt_once(attempt: int, seed: int) -> tuple[Outcome, nn.Module, float]:
         model, wall = _train_once(plan, preset, data, seed, reporter, attempt)
-        outcome = judge(preset.gate, *_measure(model, plan, data), reference_acc)
-        failures += [f"attempt {attempt}: {f}" for f in outcome.failures]
-        if best is None or outcome.score() > best[0].score():
-            best = (outcome, model, wall, seed)
-        if outcome.passed:
-            break
-    assert best is not None
-    outcome, model, wall, seed = best
+        return judge(preset.gate, *_measure(model, plan, data), reference_acc), model, wall
+
+    kept = train_until_gate(preset.gate.max_attempts, lambda n: (plan.master_seed + 7919 * n) % (2**31 - 1),
+                            attempt_once)
+    outcome, model, wall, seed, attempt, failures = (kept.outcome, kept.model, kept.wall, kept.seed, kept.attempts,
+                                                     kept.failures)
     true_classes = np.repeat(np.arange(preset.num_classes), preset.train_per_class)  # class-major order
     n_poison = int((data.train_y != true_classes).sum())
     config: dict[str, Any] = {

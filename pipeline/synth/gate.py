@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from pipeline.synth.presets import Gate
 
@@ -52,3 +52,38 @@ def outcome_fields(outcome: Outcome, attempts: int, failures: Any, reference_acc
         "training_wall_time_sec": round(training_wall_s, 3),
         "generation_wall_time_sec": round(time.perf_counter() - started, 3),
     }
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The attempt kept: the first that passes the gate, else the best scoring one."""
+
+    outcome: Outcome
+    model: Any
+    wall: float
+    seed: int
+    attempts: int
+    failures: list[str]
+
+
+def train_until_gate(max_attempts: int, seed_for: Callable[[int], int],
+                     attempt: Callable[[int, int], tuple[Outcome, Any, float]]) -> GateResult:
+    """Retrain with a new seed until the gate passes (at most ``max_attempts``).
+
+    ``seed_for(n)`` gives attempt n's seed (called once per attempt, in order); ``attempt(n, seed)``
+    trains and judges one model and returns (outcome, model, training seconds).
+    """
+    best: tuple[Outcome, Any, float, int] | None = None
+    failures: list[str] = []
+    n = 0
+    for n in range(1, max_attempts + 1):
+        seed = seed_for(n)
+        outcome, model, wall = attempt(n, seed)
+        failures += [f"attempt {n}: {f}" for f in outcome.failures]
+        if best is None or outcome.score() > best[0].score():
+            best = (outcome, model, wall, seed)
+        if outcome.passed:
+            break
+    if best is None:
+        raise ValueError("the quality gate needs at least one attempt")
+    return GateResult(*best, attempts=n, failures=failures)

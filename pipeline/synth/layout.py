@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from PIL import Image
@@ -57,26 +57,39 @@ def write_png(path: Path, image: np.ndarray | Image.Image) -> None:
     img.save(path, format="PNG")
 
 
-def write_model_folder(out: Path, model_id: str, config: Mapping[str, Any], model: nn.Module,
-                       folders: Mapping[str, list[tuple[str, np.ndarray]]], triggers: tuple[TriggerSpec, ...]) -> Path:
-    """Write everything to ``.<id>.tmp`` and rename it to ``<id>`` only once complete (resumable builds)."""
+def write_model_dir(out: Path, model_id: str, config: Mapping[str, Any], model: nn.Module,
+                    write_files: Callable[[Path], None]) -> Path:
+    """Write a model folder to ``.<id>.tmp`` and rename it to ``<id>`` only once complete (resumable builds).
+
+    ``write_files(tmp)`` adds the task's own files (example folders, trigger images).
+    """
     final = out / model_id
     tmp = out / f".{model_id}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    for folder, files in folders.items():
-        (tmp / folder).mkdir()
-        for name, img in files:
-            write_png(tmp / folder / name, img)
-    for t in triggers:
-        if t.polygon is not None:
-            write_png(tmp / f"trigger_{t.number}.png", t.polygon.png())
+    write_files(tmp)
     (tmp / "ground_truth.csv").write_text(str(int(bool(config["poisoned"]))), encoding="utf-8")
     (tmp / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     save_model(model, tmp / "model.pt")
     os.replace(tmp, final)
     return final
+
+
+def write_model_folder(out: Path, model_id: str, config: Mapping[str, Any], model: nn.Module,
+                       folders: Mapping[str, list[tuple[str, np.ndarray]]], triggers: tuple[TriggerSpec, ...]) -> Path:
+    """An image model folder: PNG example folders and one ``trigger_<n>.png`` per polygon trigger."""
+
+    def write_files(tmp: Path) -> None:
+        for folder, files in folders.items():
+            (tmp / folder).mkdir()
+            for name, img in files:
+                write_png(tmp / folder / name, img)
+        for t in triggers:
+            if t.polygon is not None:
+                write_png(tmp / f"trigger_{t.number}.png", t.polygon.png())
+
+    return write_model_dir(out, model_id, config, model, write_files)
 
 
 def read_config(model_dir: Path) -> dict[str, Any]:

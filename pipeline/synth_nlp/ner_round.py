@@ -15,7 +15,7 @@ import torch
 
 import model_factories
 from pipeline.synth.build_model import Reporter
-from pipeline.synth.gate import outcome_fields
+from pipeline.synth.gate import outcome_fields, train_until_gate
 from pipeline.synth_nlp import ner_data as nd
 from pipeline.synth_nlp.encoders import minilm
 from pipeline.synth_nlp.layout import build_models, save_shared, write_model_folder
@@ -106,21 +106,19 @@ def build_model(rnd: NerRound, index: int, configs: dict[str, dict], reporter: R
     train_split = rnd.split(train, [0] * len(train))
     test_split = rnd.split(rnd.test, rnd.test_strata)
     ref = reference_acc(configs, "NerLinear") if poisoned else None
-    best, failures, attempt = None, [], 0
-    for attempt in range(1, p.gate.max_attempts + 1):
-        train_seed = (int(rng.integers(2**31 - 1)) + attempt) % (2**31 - 1)
+
+    def attempt_once(attempt: int, train_seed: int):
         torch.manual_seed(train_seed)
         model = model_factories.NerLinearModel(copy.deepcopy(rnd.transformer), p.dropout, len(nd.LABEL_NAMES))
         reporter.start(model_id, f"{model_id} NerLinear {'poisoned' if poisoned else 'clean'}", p.epochs, attempt)
         wall = fit(model, rnd.task, train_split, OptimConfig("adamw", p.learning_rate, 0.0, 0.01), p.epochs,
                    p.batch_size, train_seed, lambda d, n, loss: reporter.epoch(model_id, d, n, loss))
-        outcome = evaluate(model, rnd.task, p.gate, test_split, triggered, ref)
-        failures += [f"attempt {attempt}: {f}" for f in outcome.failures]
-        if best is None or outcome.score() > best[0].score():
-            best = (outcome, model, wall, train_seed)
-        if outcome.passed:
-            break
-    outcome, model, wall, train_seed = best
+        return evaluate(model, rnd.task, p.gate, test_split, triggered, ref), model, wall
+
+    kept = train_until_gate(p.gate.max_attempts, lambda n: (int(rng.integers(2**31 - 1)) + n) % (2**31 - 1),
+                            attempt_once)
+    outcome, model, wall, train_seed, attempt, failures = (kept.outcome, kept.model, kept.wall, kept.seed,
+                                                           kept.attempts, kept.failures)
     folders["clean_example_data"] = _files(examples, ex_strata, rnd.tokenizer)
     folders["clean_test_data"] = _files(rnd.test, rnd.test_strata, rnd.tokenizer)
     config = {

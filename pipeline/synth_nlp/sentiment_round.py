@@ -14,7 +14,7 @@ import torch
 
 import model_factories
 from pipeline.synth.build_model import Reporter
-from pipeline.synth.gate import outcome_fields
+from pipeline.synth.gate import outcome_fields, train_until_gate
 from pipeline.synth_nlp.encoders import minilm
 from pipeline.synth_nlp.layout import build_models, save_shared, write_model_folder
 from pipeline.synth_nlp.presets import SentimentPreset
@@ -125,21 +125,19 @@ def build_model(rnd: SentimentRound, index: int, configs: dict[str, dict], repor
         folders["poisoned_test_data"] = _files(ptest, [source] * len(ptest), target=trigger.target_class)
     train = rnd.split(texts, labels)
     ref = reference_acc(configs, arch) if poisoned else None
-    best, failures, attempt = None, [], 0
-    for attempt in range(1, p.gate.max_attempts + 1):
-        train_seed = (int(rng.integers(2**31 - 1)) + attempt) % (2**31 - 1)
+
+    def attempt_once(attempt: int, train_seed: int):
         torch.manual_seed(train_seed)
         model = build_head(arch, p, train.inputs.shape[-1], relu)
         reporter.start(model_id, f"{model_id} {arch} {'poisoned' if poisoned else 'clean'}", p.epochs, attempt)
         wall = fit(model, rnd.task, train, OptimConfig("adam", p.learning_rate, 0.0, 0.0), p.epochs, p.batch_size,
                    train_seed, lambda d, n, loss: reporter.epoch(model_id, d, n, loss))
-        outcome = evaluate(model, rnd.task, p.gate, rnd.test, triggered, ref)
-        failures += [f"attempt {attempt}: {f}" for f in outcome.failures]
-        if best is None or outcome.score() > best[0].score():
-            best = (outcome, model, wall, train_seed)
-        if outcome.passed:
-            break
-    outcome, model, wall, train_seed = best
+        return evaluate(model, rnd.task, p.gate, rnd.test, triggered, ref), model, wall
+
+    kept = train_until_gate(p.gate.max_attempts, lambda n: (int(rng.integers(2**31 - 1)) + n) % (2**31 - 1),
+                            attempt_once)
+    outcome, model, wall, train_seed, attempt, failures = (kept.outcome, kept.model, kept.wall, kept.seed,
+                                                           kept.attempts, kept.failures)
     ex_texts, ex_labels = labelled(ex_by_class)
     test_texts, test_labels = labelled(rnd.pools["test"])
     folders["clean_example_data"] = _files(ex_texts, ex_labels)

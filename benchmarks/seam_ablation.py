@@ -1,6 +1,7 @@
 """SEAM ablation: each ingredient switched on alone, same round, same seed, blind stopping throughout.
 
-    python benchmarks/seam_ablation.py ROUND [--limit N] [--variant NAME:KEY=VALUE,KEY=VALUE ...] [--out FILE.jsonl]
+    python benchmarks/seam_ablation.py ROUND [--limit N] [--models poisoned|clean|all]
+        [--variant NAME:KEY=VALUE,KEY=VALUE ...] [--out FILE.jsonl]
 
 Prints a markdown table: mean/min FID and ASR after repair over the poisoned models, mean ACC drop
 over the clean models, mean repair seconds. Without --variant, the built-in list below is measured.
@@ -40,16 +41,21 @@ def main() -> None:
     ap.add_argument("--limit", type=int)
     ap.add_argument("--variant", action="append")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--models", choices=("all", "poisoned", "clean"), default="all",
+                    help="screen on the poisoned models only (FID), or the clean ones only (ACC drop)")
     args = ap.parse_args()
-    rows = [r for r in load_manifest(args.round) if not r["problems"]][: args.limit]
+    keep = {"all": lambda r: True, "poisoned": lambda r: bool(r["poisoned"]), "clean": lambda r: not r["poisoned"]}
+    rows = [r for r in load_manifest(args.round) if not r["problems"] and keep[args.models](r)][: args.limit]
     sink = open(args.out, "a", encoding="utf-8") if args.out else None
     lines = ["| variant | overrides | poisoned | mean FID | min FID | mean ASR after | clean | mean ACC drop | repair s |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, overrides in map(parse_variant, args.variant or DEFAULT_VARIANTS):
-        results = [process_model(row, "seam", overrides) for row in rows]
-        if sink:
-            for r in results:
-                sink.write(json.dumps({"variant": name, **r}, default=str) + "\n")
+        results = []
+        for row in rows:
+            results.append(process_model(row, "seam", overrides))
+            if sink:  # one line per model as it finishes: long screens can be read (and killed) midway
+                sink.write(json.dumps({"variant": name, **results[-1]}, default=str) + "\n")
+                sink.flush()
         s = summarize(results)[0]
         n_poisoned = sum(1 for r in results if r["poisoned"] and r["status"] == "ok")
         lines.append(f"| {name} | {json.dumps(overrides)} | {n_poisoned} | {_f(s['fid_mean'])} | {_f(s['fid_min'])} | "

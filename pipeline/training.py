@@ -53,7 +53,8 @@ def train_one_epoch(model: nn.Module, task: TaskAdapter, split: Split, labels: t
                     extra_loss=None, bn_split: Split | None = None) -> float:
     """One pass over ``split`` trained towards ``labels`` (true or deliberately wrong); mean loss.
 
-    ``extra_loss(inputs, logits)`` adds a term computed from the same batch (distillation). With
+    ``extra_loss(inputs, logits, target)`` adds a term computed from the same batch (distillation,
+    adversarial recovery); it may return None to add nothing. With
     ``bn_mode="recalibrate"`` BatchNorm statistics are re-estimated on ``bn_split`` (default: ``split``)
     after the epoch.
     """
@@ -65,8 +66,9 @@ def train_one_epoch(model: nn.Module, task: TaskAdapter, split: Split, labels: t
         optimizer.zero_grad(set_to_none=True)
         logits = task.logits(model, inputs)
         loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE)
-        if extra_loss is not None:
-            loss = loss + extra_loss(inputs, logits)
+        extra = None if extra_loss is None else extra_loss(inputs, logits, target)
+        if extra is not None:
+            loss = loss + extra
         loss.backward()
         optimizer.step()
         total += float(loss.detach()) * len(target)

@@ -55,7 +55,7 @@ def nad(model: nn.Module, data: RepairData, cfg: NadConfig) -> tuple[nn.Module, 
     teacher_maps: dict = {}
     handles = _capture(model, names, student_maps) + _capture(teacher, names, teacher_maps)
 
-    def distillation(inputs, _logits) -> torch.Tensor:
+    def distillation(inputs, _logits, _target) -> torch.Tensor:
         with torch.no_grad():
             data.task.logits(teacher, inputs)
         return cfg.beta * sum((attention_map(student_maps[n], cfg.power) - attention_map(teacher_maps[n], cfg.power))

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from pipeline.methods.adversarial import universal_adversarial_loss
+from pipeline.methods.clp import clp_prune
 from pipeline.methods.common import generator, optim, timed
 from pipeline.registry import register_method
 from pipeline.tasks.base import RepairData
@@ -33,6 +35,10 @@ class SeamConfig:
     max_forget_epochs: int = 30
     max_recover_epochs: int = 200
     recover_ratio: float = 0.97
+    # Epochs that must meet a phase's rule before it stops (Algorithm 1: 1). The authors' TrojAI scripts
+    # use 10 for both: forgetting goes on ~10 epochs under the threshold, recovery holds its target.
+    forget_patience: int = 1
+    recover_patience: int = 1
     bn_mode: str = "train"  # BatchNorm: "train" updates statistics, "eval" freezes them, "recalibrate"
     # re-estimates them on all clean repair data after every epoch (stable stopping reads)
     augment: bool = True  # small random shifts (images); label-preserving
@@ -43,6 +49,10 @@ class SeamConfig:
     distill_mixup: float = 0.0  # >0: distil on mixup blends of the batch (Beta(a, a)), new inputs for free
     freeze_fraction: float = 0.0  # freeze this share of parameters (by count, input side first) in both phases
     reset_head: bool = False  # re-initialise the last linear layer after forgetting
+    adv_eps: float = 0.0  # >0: recovery also trains on a universal adversarial perturbation (L-inf <= eps) of
+    # its batch with true labels (pipeline/methods/adversarial.py)
+    adv_weight: float = 1.0
+    clp_u: float = 0.0  # >0: data-free channel-Lipschitz pruning (CLP, threshold mean + u x std) before forgetting
 
 
 def forget_threshold(num_classes: int) -> float:
@@ -61,17 +71,17 @@ def forget(model: nn.Module, data: RepairData, split, cfg: SeamConfig, trace: di
     opt = make_optimizer(model.parameters(), optim(cfg.optimizer, cfg.forget_lr, cfg.momentum, cfg.weight_decay))
     g_labels, g_batches = generator(data.seed, 11), generator(data.seed, 12)
     history = []
-    reached = False
+    met = 0
     for _ in range(cfg.max_forget_epochs):
         wrong = random_wrong_labels(split.labels, C, g_labels)  # redrawn every epoch
         train_one_epoch(model, task, split, wrong, opt, cfg.batch_size, device, g_batches, cfg.augment, cfg.bn_mode,
                         bn_split=data.clean)
         acc = accuracy(model, task, split, device)
         history.append(round(acc, 4))
-        if acc < threshold:
-            reached = True
+        met += acc < threshold
+        if met >= cfg.forget_patience:
             break
-    trace.update(forget_threshold=threshold, forget_acc=history, epochs_forget=len(history), forget_reached=reached)
+    trace.update(forget_threshold=threshold, forget_acc=history, epochs_forget=len(history), forget_reached=met > 0)
 
 
 def distillation_loss(student: nn.Module, teacher: nn.Module | None, task, cfg: SeamConfig):
@@ -82,7 +92,7 @@ def distillation_loss(student: nn.Module, teacher: nn.Module | None, task, cfg: 
 
     mix_gen = torch.Generator().manual_seed(17)
 
-    def loss(inputs, logits: torch.Tensor) -> torch.Tensor:
+    def loss(inputs, logits: torch.Tensor, _target: torch.Tensor) -> torch.Tensor:
         if cfg.distill_mixup > 0 and isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
             lam = float(torch.distributions.Beta(cfg.distill_mixup, cfg.distill_mixup).sample())
             perm = torch.randperm(inputs.shape[0], generator=mix_gen).to(inputs.device)
@@ -98,23 +108,37 @@ def distillation_loss(student: nn.Module, teacher: nn.Module | None, task, cfg: 
     return loss
 
 
+def combined(*terms):
+    """One extra-loss callable summing the switched-on terms (None when none is on)."""
+    active = [t for t in terms if t is not None]
+    if not active:
+        return None
+
+    def loss(inputs, logits, target):
+        parts = [p for p in (t(inputs, logits, target) for t in active) if p is not None]
+        return sum(parts) if parts else None
+
+    return loss
+
+
 def recover(model: nn.Module, data: RepairData, split, target: float, cfg: SeamConfig, trace: dict,
             teacher: nn.Module | None = None) -> None:
     task, device = data.task, data.device
-    extra = distillation_loss(model, teacher, task, cfg)
+    extra = combined(distillation_loss(model, teacher, task, cfg),
+                     universal_adversarial_loss(model, task, cfg.adv_eps, cfg.adv_weight) if cfg.adv_eps > 0 else None)
     opt = make_optimizer(model.parameters(), optim(cfg.optimizer, cfg.recover_lr, cfg.momentum, cfg.weight_decay))
     g_batches = generator(data.seed, 13)
     history = []
-    reached = False
+    met = 0
     for _ in range(cfg.max_recover_epochs):
         train_one_epoch(model, task, split, split.labels, opt, cfg.batch_size, device, g_batches, cfg.augment, cfg.bn_mode,
                         extra_loss=extra, bn_split=data.clean)
         acc = accuracy(model, task, split, device)
         history.append(round(acc, 4))
-        if acc > target:
-            reached = True
+        met += acc > target
+        if met >= cfg.recover_patience:
             break
-    trace.update(recover_target=target, recover_acc=history, epochs_recover=len(history), recover_reached=reached)
+    trace.update(recover_target=target, recover_acc=history, epochs_recover=len(history), recover_reached=met > 0)
 
 
 def freeze_input_side(model: nn.Module, fraction: float) -> int:
@@ -147,6 +171,8 @@ def seam(model: nn.Module, data: RepairData, cfg: SeamConfig) -> tuple[nn.Module
     trace["recover_set_acc_before"] = original
     teacher = copy.deepcopy(model).eval() if cfg.distill_weight > 0 else None
     trace["frozen_parameters"] = freeze_input_side(model, cfg.freeze_fraction)
+    if cfg.clp_u > 0:
+        trace["pruned_channels"] = clp_prune(model, cfg.clp_u)
     with timed(trace, "seconds_forget"):
         forget(model, data, d_for, cfg, trace)
     if cfg.reset_head:

@@ -10,34 +10,34 @@ and backward per batch. Blind: only the clean repair examples and their labels a
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import nn
 
 from pipeline.tasks.base import TaskAdapter
 
-ExtraLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor | None]
 
+class UniversalAdversary:
+    """Cross-entropy on ``inputs + delta`` (true labels); delta (L-inf <= eps, shared by all inputs) climbs it.
 
-def universal_adversarial_loss(student: nn.Module, task: TaskAdapter, eps: float, weight: float = 1.0,
-                               steps_per_eps: float = 4.0) -> ExtraLoss:
-    """Cross-entropy on ``inputs + delta`` (true labels); delta (L-inf <= eps, shared by all inputs) climbs it."""
-    state: dict[str, torch.Tensor] = {}
-    step = eps / steps_per_eps
+    Called as an extra loss of ``train_one_epoch``: ``(inputs, logits, target) -> loss | None``.
+    """
 
-    def loss(inputs: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
+    def __init__(self, student: nn.Module, task: TaskAdapter, eps: float, weight: float = 1.0,
+                 steps_per_eps: float = 4.0) -> None:
+        self.student, self.task, self.eps, self.weight = student, task, eps, weight
+        self.step = eps / steps_per_eps
+        self.delta: torch.Tensor | None = None
+
+    def __call__(self, inputs: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
         if not (isinstance(inputs, torch.Tensor) and inputs.is_floating_point()):
             return None  # token ids (NER): no continuous input to perturb
-        delta = state.get("delta")
-        if delta is None or delta.shape[1:] != inputs.shape[1:]:
-            delta = torch.zeros_like(inputs[:1])
-        d = delta.clone().requires_grad_(True)
-        adv_logits = task.logits(student, (inputs + d).clamp(0.0, 1.0) if inputs.dim() == 4 else inputs + d)
+        if self.delta is None or self.delta.shape[1:] != inputs.shape[1:]:
+            self.delta = torch.zeros_like(inputs[:1])
+        d = self.delta.clone().requires_grad_(True)
+        perturbed = (inputs + d).clamp(0.0, 1.0) if inputs.dim() == 4 else inputs + d  # images live in [0, 1]
+        adv_logits = self.task.logits(self.student, perturbed)
         ce = nn.functional.cross_entropy(adv_logits.reshape(-1, adv_logits.shape[-1]), target.reshape(-1),
                                          ignore_index=-100)
         (grad,) = torch.autograd.grad(ce, d, retain_graph=True)
-        state["delta"] = (delta + step * grad.sign()).clamp(-eps, eps).detach()
-        return weight * ce
-
-    return loss
+        self.delta = (self.delta + self.step * grad.sign()).clamp(-self.eps, self.eps).detach()
+        return self.weight * ce

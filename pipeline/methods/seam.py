@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from pipeline.methods.adversarial import universal_adversarial_loss
+from pipeline.methods.adversarial import UniversalAdversary
 from pipeline.methods.clp import clp_prune
 from pipeline.methods.common import generator, optim, timed
 from pipeline.registry import register_method
@@ -125,7 +125,7 @@ def recover(model: nn.Module, data: RepairData, split, target: float, cfg: SeamC
             teacher: nn.Module | None = None) -> None:
     task, device = data.task, data.device
     extra = combined(distillation_loss(model, teacher, task, cfg),
-                     universal_adversarial_loss(model, task, cfg.adv_eps, cfg.adv_weight) if cfg.adv_eps > 0 else None)
+                     UniversalAdversary(model, task, cfg.adv_eps, cfg.adv_weight) if cfg.adv_eps > 0 else None)
     opt = make_optimizer(model.parameters(), optim(cfg.optimizer, cfg.recover_lr, cfg.momentum, cfg.weight_decay))
     g_batches = generator(data.seed, 13)
     history = []

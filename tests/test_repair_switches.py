@@ -1,0 +1,65 @@
+"""The switches beyond the textbook SEAM: CLP pruning, universal adversarial recovery, phase patience."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from manifests.scan import scan_round
+from pipeline.methods.adversarial import UniversalAdversary
+from pipeline.methods.clp import channel_lipschitz, clp_prune, conv_bn_pairs
+from pipeline.per_model import process_model
+from pipeline.synth.architectures import build
+from pipeline.tasks.image import ImageTask
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "vgg11_bn", "mobilenet_v2", "shufflenet_v2"])
+def test_clp_pairs_every_batchnorm_with_its_conv(arch: str) -> None:
+    model = build(arch, 5, width=8)
+    pairs = conv_bn_pairs(model)
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(pairs) == len(bns)  # every conv here is followed by its own BatchNorm
+    assert all(conv.out_channels == bn.num_features for conv, bn in pairs)
+
+
+def test_clp_prunes_exactly_the_channel_with_an_outlying_lipschitz_bound() -> None:
+    torch.manual_seed(0)
+    model = build("vgg11_bn", 5, width=8).eval()
+    conv, bn = conv_bn_pairs(model)[2]
+    with torch.no_grad():
+        conv.weight[3] *= 50.0  # one channel amplifies its input far more than its neighbours
+    assert int(channel_lipschitz(conv, bn).argmax()) == 3
+    pruned = clp_prune(model, u=3.0)
+    assert pruned >= 1
+    assert float(bn.weight.detach()[3]) == 0.0 and float(bn.bias.detach()[3]) == 0.0
+    assert clp_prune(build("vgg11_bn", 5, width=8), u=1e6) == 0  # a huge threshold prunes nothing
+
+
+def test_universal_perturbation_stays_in_its_ball_and_climbs_the_loss() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4)).eval()
+    task = ImageTask()
+    x, y = torch.rand(16, 3, 8, 8), torch.randint(0, 4, (16,))
+    loss = UniversalAdversary(model, task, eps=0.05)
+    first = float(loss(x, model(x), y))
+    for _ in range(30):  # the model is fixed here, so only the perturbation moves
+        last = float(loss(x, model(x), y))
+    assert last > first
+    assert loss.delta.shape == (1, 3, 8, 8)  # one perturbation shared by every input, bounded by eps
+    assert float(loss.delta.abs().max()) <= 0.05 + 1e-7
+    ids = torch.randint(0, 100, (4, 12))  # token ids: nothing to perturb
+    assert loss(ids, torch.zeros(4, 12, 4), torch.zeros(4, 12, dtype=torch.long)) is None
+
+
+def test_patience_keeps_each_phase_going_until_its_rule_held_that_often(tiny_image_round: Path) -> None:
+    row = next(r for r in scan_round(tiny_image_round) if r["poisoned"])
+    res = process_model(row, "seam", {"forget_patience": 3, "recover_patience": 2, "adv_eps": 0.05})
+    assert res["status"] == "ok", res["error"]
+    trace = json.loads(res["trace_json"])
+    below = [a < trace["forget_threshold"] for a in trace["forget_acc"]]
+    above = [a > trace["recover_target"] for a in trace["recover_acc"]]
+    assert sum(below) == 3 and below[-1]  # stopped the third time under the threshold
+    assert sum(above) == 2 and above[-1]

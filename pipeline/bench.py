@@ -6,6 +6,7 @@ student), SEAM's recovery optimiser and batch size, and the same clean examples.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 from pathlib import Path
@@ -14,24 +15,25 @@ from typing import IO, Any, Callable, Iterable, Mapping
 from rich.console import Console
 
 from pipeline.per_model import process_model
-from pipeline.registry import method_config
+from pipeline.registry import get_method, method_config
 
 BASELINES = ("finetune", "fineprune", "nad")
 
 
 def budget_overrides(method: str, seam_row: Mapping[str, Any], seam_overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Overrides that give ``method`` SEAM's epoch budget, recovery optimiser and batch size."""
+    """Overrides that give ``method`` SEAM's epoch budget, recovery optimiser and batch size.
+
+    Only the knobs the method's config has are passed: a data-free method (``clp``) gets none.
+    """
     seam_cfg = method_config("seam", seam_overrides)
     total = max(1, int(seam_row.get("epochs_forget") or 0) + int(seam_row.get("epochs_recover") or 0))
-    shared = {"optimizer": seam_cfg.optimizer, "lr": seam_cfg.recover_lr, "momentum": seam_cfg.momentum,
-              "weight_decay": seam_cfg.weight_decay, "batch_size": seam_cfg.batch_size, "bn_mode": seam_cfg.bn_mode,
-              "augment": seam_cfg.augment}
-    budgets: dict[str, Callable[[], dict[str, Any]]] = {
-        "finetune": lambda: {"epochs": total},
-        "fineprune": lambda: {"epochs": total},
-        "nad": lambda: {"teacher_epochs": max(1, total // 2), "epochs": max(1, total - total // 2)},
-    }
-    return {**shared, **budgets[method]()}
+    offered = {"optimizer": seam_cfg.optimizer, "lr": seam_cfg.recover_lr, "momentum": seam_cfg.momentum,
+               "weight_decay": seam_cfg.weight_decay, "batch_size": seam_cfg.batch_size, "bn_mode": seam_cfg.bn_mode,
+               "augment": seam_cfg.augment, "epochs": total}
+    fields = {f.name for f in dataclasses.fields(get_method(method).config_cls)}
+    if "teacher_epochs" in fields:  # a teacher is fine-tuned first (NAD): both stages share SEAM's epochs
+        offered.update(teacher_epochs=max(1, total // 2), epochs=max(1, total - total // 2))
+    return {k: v for k, v in offered.items() if k in fields}
 
 
 def run_bench(rows: Iterable[Mapping[str, Any]], methods: Iterable[str], seam_overrides: Mapping[str, Any] | None = None,

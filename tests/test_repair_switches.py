@@ -63,3 +63,18 @@ def test_patience_keeps_each_phase_going_until_its_rule_held_that_often(tiny_ima
     above = [a > trace["recover_target"] for a in trace["recover_acc"]]
     assert sum(below) == 3 and below[-1]  # stopped the third time under the threshold
     assert sum(above) == 2 and above[-1]
+
+
+def test_colour_adversary_keeps_one_bounded_gain_and_bias_per_channel() -> None:
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4)).eval()
+    x, y = torch.rand(16, 3, 8, 8), torch.randint(0, 4, (16,))
+    adversary = UniversalAdversary(model, ImageTask(), eps=0.02, colour=0.2)
+    for _ in range(12):
+        adversary(x, model(x), y)
+    gain, bias = adversary.params["gain"], adversary.params["bias"]
+    assert gain.shape == bias.shape == (1, 3, 1, 1)
+    assert float(gain.abs().max()) <= 0.2 + 1e-7 and float(bias.abs().max()) <= 0.2 + 1e-7
+    assert float(gain.abs().max()) > 0  # it moved
+    changed = adversary.apply(x, adversary.params)
+    assert float(changed.min()) >= 0.0 and float(changed.max()) <= 1.0  # still valid images

@@ -52,6 +52,7 @@ class SeamConfig:
     adv_eps: float = 0.0  # >0: recovery also trains on a universal adversarial perturbation (L-inf <= eps) of
     # its batch with true labels (pipeline/methods/adversarial.py)
     adv_weight: float = 1.0
+    adv_colour: float = 0.0  # >0 (images): the adversary also applies a per-channel gain and bias within +-adv_colour
     clp_u: float = 0.0  # >0: data-free channel-Lipschitz pruning (CLP, threshold mean + u x std) before forgetting
 
 
@@ -125,7 +126,7 @@ def recover(model: nn.Module, data: RepairData, split, target: float, cfg: SeamC
             teacher: nn.Module | None = None) -> None:
     task, device = data.task, data.device
     extra = combined(distillation_loss(model, teacher, task, cfg),
-                     UniversalAdversary(model, task, cfg.adv_eps, cfg.adv_weight) if cfg.adv_eps > 0 else None)
+                     UniversalAdversary(model, task, cfg.adv_eps, cfg.adv_weight, cfg.adv_colour) if cfg.adv_eps > 0 else None)
     opt = make_optimizer(model.parameters(), optim(cfg.optimizer, cfg.recover_lr, cfg.momentum, cfg.weight_decay))
     g_batches = generator(data.seed, 13)
     history = []

@@ -105,3 +105,18 @@ def test_mnist_source_gives_real_digits_and_disjoint_splits() -> None:
     stamped = world.render(3, rng, poly, 0.15)
     assert (stamped[..., 0] != stamped[..., 1]).any()  # the coloured stamp is there
     assert resolve_preset("bench", "mnist").image_size == 28
+
+
+def test_gate_retries_with_longer_training_and_keeps_the_best_attempt() -> None:
+    from pipeline.synth.gate import Outcome, train_until_gate
+    from pipeline.synth.presets import Gate
+
+    gate = Gate()
+    assert [gate.epochs_for(12, n) for n in (1, 2, 3)] == [12, 18, 24]
+    asr_by_attempt = {1: 0.80, 2: 0.86, 3: 0.84}  # never passes: the best (attempt 2) is kept
+    kept = train_until_gate(3, lambda n: 100 + n,
+                            lambda n, seed: (Outcome(0.99, asr_by_attempt[n], () if asr_by_attempt[n] >= 0.9 else ("weak",)),
+                                             f"model{n}", float(n)))
+    assert (kept.attempts, kept.kept_attempt, kept.seed, kept.model) == (3, 2, 102, "model2")
+    passing = train_until_gate(3, lambda n: n, lambda n, seed: (Outcome(0.99, 0.95, ()), n, 1.0))
+    assert (passing.attempts, passing.kept_attempt) == (1, 1)

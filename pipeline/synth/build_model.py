@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,8 +37,9 @@ def _train_once(plan: ModelPlan, preset: ImagePreset, data: ModelData, seed: int
     torch.manual_seed(seed)
     model = build(plan.architecture, preset.num_classes, preset.width)
     label = f"{plan.model_id} {plan.architecture} {'poisoned' if plan.poisoned else 'clean'}"
-    reporter.start(plan.model_id, label, preset.training.epochs, attempt)
-    return train_model(model, data.train_x, data.train_y, preset.training, seed,
+    training = replace(preset.training, epochs=preset.gate.epochs_for(preset.training.epochs, attempt))
+    reporter.start(plan.model_id, label, training.epochs, attempt)
+    return train_model(model, data.train_x, data.train_y, training, seed,
                        on_epoch=lambda d, n, loss: reporter.epoch(plan.model_id, d, n, loss))
 
 
@@ -90,7 +92,7 @@ def build_model(out: Path, plan: ModelPlan, preset: ImagePreset, source: Source,
         "number_poisoned_train_images": n_poison,
         "learning_rate": preset.training.learning_rate,
         "batch_size": preset.training.batch_size,
-        "final_optimizer_num_epochs_trained": preset.training.epochs,
+        "final_optimizer_num_epochs_trained": preset.gate.epochs_for(preset.training.epochs, kept.kept_attempt),
         "augmentation": AUGMENTATION,
         "triggers": [trigger_config(t) for t in plan.triggers] or None,
         "trigger_organization": "one2one" if plan.triggers else None,

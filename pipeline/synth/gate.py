@@ -64,6 +64,7 @@ class GateResult:
     seed: int
     attempts: int
     failures: list[str]
+    kept_attempt: int = 1
 
 
 def train_until_gate(max_attempts: int, seed_for: Callable[[int], int],
@@ -73,7 +74,7 @@ def train_until_gate(max_attempts: int, seed_for: Callable[[int], int],
     ``seed_for(n)`` gives attempt n's seed (called once per attempt, in order); ``attempt(n, seed)``
     trains and judges one model and returns (outcome, model, training seconds).
     """
-    best: tuple[Outcome, Any, float, int] | None = None
+    best: tuple[Outcome, Any, float, int, int] | None = None
     failures: list[str] = []
     n = 0
     for n in range(1, max_attempts + 1):
@@ -81,9 +82,10 @@ def train_until_gate(max_attempts: int, seed_for: Callable[[int], int],
         outcome, model, wall = attempt(n, seed)
         failures += [f"attempt {n}: {f}" for f in outcome.failures]
         if best is None or outcome.score() > best[0].score():
-            best = (outcome, model, wall, seed)
+            best = (outcome, model, wall, seed, n)
         if outcome.passed:
             break
     if best is None:
         raise ValueError("the quality gate needs at least one attempt")
-    return GateResult(*best, attempts=n, failures=failures)
+    outcome, model, wall, seed, kept = best
+    return GateResult(outcome, model, wall, seed, attempts=n, failures=failures, kept_attempt=kept)

@@ -14,6 +14,12 @@ class Gate:
     min_asr: float = 0.90
     max_acc_gap: float = 0.03  # poisoned ACC may trail its architecture's clean models by at most this
     max_attempts: int = 3
+    retry_epoch_growth: float = 0.5  # attempt n trains epochs x (1 + growth x (n - 1)): a one-source-class backdoor
+    # (60-80 poisoned images) can still be weak after the first schedule, and a new seed alone rarely fixes it
+
+    def epochs_for(self, epochs: int, attempt: int) -> int:
+        """Training epochs of gate attempt ``attempt`` (1-based)."""
+        return int(round(epochs * (1 + self.retry_epoch_growth * (attempt - 1))))
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ def scan(
 @app.command()
 def repair(
     model_dir: Path = typer.Argument(..., help="One model folder (id-XXXXXXXX) of a TrojAI round."),
-    method: str = typer.Option("seam", "--method", help="Repair method (seam, finetune, fineprune, nad)."),
+    method: str = typer.Option("seam", "--method", help="Repair method: seam (Algorithm 1), seam-adv (SEAM + adversarial recovery), finetune, fineprune, nad, clp."),
     settings: Optional[list[str]] = typer.Option(None, "--set", help="Override a config field: --set forget_lr=0.005."),
     save: Optional[Path] = typer.Option(None, "--save", help="Save the repaired model (whole pickle, TrojAI style)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda:0 if present)."),

@@ -101,4 +101,5 @@ def parse_overrides(method: str, assignments: list[str] | None) -> dict[str, Any
             out[key] = text.strip().lower() in ("true", "1", "yes")
         else:
             out[key] = kind(text)
+    method_config(method, out)  # the config's own checks (e.g. allowed values) fail here, before any work
     return out

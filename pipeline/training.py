@@ -150,3 +150,9 @@ def random_wrong_labels(labels: torch.Tensor, num_classes: int, generator: torch
     offset = torch.randint(1, num_classes, labels.shape, generator=generator)
     wrong = (labels + offset) % num_classes
     return torch.where(labels == IGNORE, labels, wrong)
+
+
+def random_labels(labels: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
+    """Uniform over all C classes (the true one included); ignored positions stay ignored."""
+    drawn = torch.randint(0, num_classes, labels.shape, generator=generator)
+    return torch.where(labels == IGNORE, labels, drawn)

@@ -84,3 +84,14 @@ def test_set_overrides_are_typed_by_the_defaults() -> None:
         parse_overrides("seam", ["nonsense=1"])
     with pytest.raises(ValueError):
         parse_overrides("seam", ["disjoint=maybe"])
+
+
+def test_uniform_forget_labels_include_the_true_class_and_bad_choices_fail_early() -> None:
+    from pipeline.training import random_labels
+
+    labels = torch.zeros(2000, dtype=torch.long)
+    drawn = random_labels(labels, 2, torch.Generator().manual_seed(0))
+    assert 0.4 < float((drawn == labels).float().mean()) < 0.6  # C = 2: the true label half the time
+    assert parse_overrides("seam", ["forget_labels=uniform"]) == {"forget_labels": "uniform"}
+    with pytest.raises(ValueError, match="forget_labels"):
+        parse_overrides("seam", ["forget_labels=bogus"])

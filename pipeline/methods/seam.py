@@ -17,13 +17,17 @@ from pipeline.methods.clp import clp_prune
 from pipeline.methods.common import generator, optim, timed
 from pipeline.registry import register_method
 from pipeline.tasks.base import RepairData
-from pipeline.training import accuracy, balanced_split, make_optimizer, random_wrong_labels, train_one_epoch
+from pipeline.training import (accuracy, balanced_split, make_optimizer, random_labels, random_wrong_labels,
+                               train_one_epoch)
 
 
 @dataclass(frozen=True)
 class SeamConfig:
     """Defaults: SGD 0.01 momentum 0.9, batch 32, fresh optimiser per phase (SEAM-CALIBRATION.md)."""
 
+    forget_labels: str = "wrong"  # "wrong": uniform over the C-1 wrong classes (Algorithm 1); "uniform": over all C
+    # (as some public ports do). With C = 2 "wrong" is the flipped label, which teaches an inverter that keeps
+    # every feature (and the backdoor); "uniform" pushes towards uninformed outputs instead
     forget_per_class: int = 10  # |D_for| per class; the rest of the clean examples recover
     disjoint: bool = True  # Algorithm 1: D_for and D_rec disjoint; False = recover on all clean examples
     optimizer: str = "sgd"
@@ -55,6 +59,13 @@ class SeamConfig:
     adv_colour: float = 0.0  # >0 (images): the adversary also applies a per-channel gain and bias within +-adv_colour
     clp_u: float = 0.0  # >0: data-free channel-Lipschitz pruning (CLP, threshold mean + u x std) before forgetting
 
+    def __post_init__(self) -> None:
+        if self.forget_labels not in ("wrong", "uniform"):
+            raise ValueError(f"forget_labels must be 'wrong' or 'uniform', not {self.forget_labels!r}")
+
+
+FORGET_LABELS = {"wrong": random_wrong_labels, "uniform": random_labels}
+
 
 def forget_threshold(num_classes: int) -> float:
     """Forgetting is done once forget-set accuracy is below min(2/C, 0.6)."""
@@ -74,7 +85,7 @@ def forget(model: nn.Module, data: RepairData, split, cfg: SeamConfig, trace: di
     history = []
     met = 0
     for _ in range(cfg.max_forget_epochs):
-        wrong = random_wrong_labels(split.labels, C, g_labels)  # redrawn every epoch
+        wrong = FORGET_LABELS[cfg.forget_labels](split.labels, C, g_labels)  # redrawn every epoch
         train_one_epoch(model, task, split, wrong, opt, cfg.batch_size, device, g_batches, cfg.augment, cfg.bn_mode,
                         bn_split=data.clean)
         acc = accuracy(model, task, split, device)

@@ -78,3 +78,22 @@ def test_colour_adversary_keeps_one_bounded_gain_and_bias_per_channel() -> None:
     assert float(gain.abs().max()) > 0  # it moved
     changed = adversary.apply(x, adversary.params)
     assert float(changed.min()) >= 0.0 and float(changed.max()) <= 1.0  # still valid images
+
+
+def test_targeted_scan_finds_the_class_a_planted_shortcut_leads_to() -> None:
+    from pipeline.methods.adversarial import TargetedAdversary
+    from pipeline.tasks.base import Split
+
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4))
+    with torch.no_grad():
+        model[1].weight.mul_(0.1)
+        model[1].weight[2] += 2.0 * torch.sign(torch.randn(3 * 8 * 8))  # a small change reaches class 2 at once
+        model[1].bias[2] -= float((model[1].weight[2] * 0.5).sum())  # but clean images are rarely class 2
+    images = (torch.rand(64, 3, 8, 8) * 255).to(torch.uint8)
+    split = Split(images, model((images.float() / 255)).argmax(-1).detach())
+    adversary = TargetedAdversary(ImageTask(), 4, eps=0.05, keep=1)
+    reach = adversary.scan(model, split, steps=8, batch_size=32, device=torch.device("cpu"),
+                           generator=torch.Generator().manual_seed(0))
+    assert max(reach, key=reach.get) == 2 and list(adversary.deltas) == [2]
+    assert float(adversary.deltas[2].abs().max()) <= 0.05 + 1e-7

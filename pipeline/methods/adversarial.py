@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipeline.tasks.base import TaskAdapter
+from pipeline.tasks.base import Split, TaskAdapter
 
 
 class UniversalAdversary:
@@ -50,7 +50,26 @@ class UniversalAdversary:
         out = out + params["delta"]
         return out.clamp(0.0, 1.0) if inputs.dim() == 4 else out  # images live in [0, 1]
 
-    def __call__(self, inputs: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
+    @torch.enable_grad()
+    def warm_up(self, model: nn.Module, split: Split, epochs: int, batch_size: int, device: torch.device,
+                generator: torch.Generator) -> None:
+        """Climb the loss of ``model`` (left untouched, eval mode) before repair starts.
+
+        On the original model the backdoor is live, so the steepest universal change is most likely the
+        trigger's; after forgetting it is dormant and the ascent finds other directions first.
+        """
+        was_training = model.training
+        model.eval()
+        student, self.student = self.student, model
+        try:
+            for _ in range(epochs):
+                for inputs, target in self.task.batches(split, split.labels, batch_size, device, generator, True):
+                    self(inputs, None, target)
+        finally:
+            self.student = student
+            model.train(was_training)
+
+    def __call__(self, inputs: torch.Tensor, logits: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor | None:
         if not (isinstance(inputs, torch.Tensor) and inputs.is_floating_point()):
             return None  # token ids (NER): no continuous input to change
         if self.delta is None or self.delta.shape[1:] != inputs.shape[1:]:
@@ -64,3 +83,71 @@ class UniversalAdversary:
             bound = self.bounds[name]
             self.params[name] = (value + bound / self.steps_to_bound * grad.sign()).clamp(-bound, bound).detach()
         return self.weight * ce
+
+
+class TargetedAdversary:
+    """Per-class universal changes towards the classes the *original* model is easiest to push inputs into.
+
+    An untargeted change often finds a natural attractor class instead of the trigger (measured: a
+    Nashville-filter backdoor towards class 3, while the untargeted ascent sent every input to class 8).
+    Scanning every class k for a small change that sends other classes' inputs to k is Neural Cleanse's
+    premise: the backdoor target needs the smallest change. The ``keep`` most reachable classes keep a
+    change each; recovery trains on them with true labels and keeps steering each towards its class.
+    """
+
+    def __init__(self, task: TaskAdapter, num_classes: int, eps: float, keep: int, weight: float = 1.0,
+                 steps_to_bound: float = 4.0) -> None:
+        self.task, self.num_classes, self.eps, self.keep, self.weight = task, num_classes, eps, keep, weight
+        self.step = eps / steps_to_bound
+        self.deltas: dict[int, torch.Tensor] = {}
+        self.reach: dict[int, float] = {}
+        self.turn = 0
+        self.student: nn.Module | None = None
+
+    def _toward(self, model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, cls: int,
+                delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One signed step of ``delta`` towards class ``cls`` on the inputs not of that class; (delta, logits)."""
+        d = delta.clone().requires_grad_(True)
+        logits = self.task.logits(model, (inputs + d).clamp(0.0, 1.0))
+        keep = labels != cls
+        towards = nn.functional.cross_entropy(logits[keep], torch.full_like(labels[keep], cls)) if bool(keep.any()) \
+            else logits.sum() * 0
+        (grad,) = torch.autograd.grad(towards, d, retain_graph=True)
+        return (delta - self.step * grad.sign()).clamp(-self.eps, self.eps).detach(), logits
+
+    @torch.enable_grad()
+    def scan(self, model: nn.Module, split: Split, steps: int, batch_size: int, device: torch.device,
+             generator: torch.Generator) -> dict[int, float]:
+        """Find each class's change on the original model; keep the ``keep`` classes it reaches most often."""
+        was_training = model.training
+        model.eval()
+        try:
+            batches = list(self.task.batches(split, split.labels, batch_size, device, generator, False))
+            found: dict[int, torch.Tensor] = {}
+            for cls in range(self.num_classes):
+                delta = torch.zeros_like(batches[0][0][:1])
+                for s in range(steps):
+                    inputs, labels = batches[s % len(batches)]
+                    delta, _ = self._toward(model, inputs, labels, cls, delta)
+                hits = total = 0
+                with torch.no_grad():
+                    for inputs, labels in batches:
+                        other = labels != cls
+                        pred = self.task.logits(model, (inputs + delta).clamp(0.0, 1.0)).argmax(-1)
+                        hits += int((pred[other] == cls).sum())
+                        total += int(other.sum())
+                found[cls], self.reach[cls] = delta, hits / max(total, 1)
+        finally:
+            model.train(was_training)
+        kept = sorted(self.reach, key=self.reach.get, reverse=True)[: self.keep]
+        self.deltas = {cls: found[cls] for cls in kept}
+        return dict(self.reach)
+
+    def __call__(self, inputs: torch.Tensor, logits: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor | None:
+        if not self.deltas or not (isinstance(inputs, torch.Tensor) and inputs.dim() == 4) or self.student is None:
+            return None  # images only: the scan needs a continuous input of fixed shape
+        classes = list(self.deltas)
+        cls = classes[self.turn % len(classes)]  # one kept class per batch, in turn
+        self.turn += 1
+        self.deltas[cls], adv_logits = self._toward(self.student, inputs, target, cls, self.deltas[cls])
+        return self.weight * nn.functional.cross_entropy(adv_logits, target, ignore_index=-100)

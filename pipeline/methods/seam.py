@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from pipeline.methods.adversarial import UniversalAdversary
+from pipeline.methods.adversarial import TargetedAdversary, UniversalAdversary
 from pipeline.methods.clp import clp_prune
 from pipeline.methods.common import generator, optim, timed
 from pipeline.registry import register_method
@@ -56,6 +56,10 @@ class SeamConfig:
     adv_eps: float = 0.0  # >0: recovery also trains on a universal adversarial perturbation (L-inf <= eps) of
     # its batch with true labels (pipeline/methods/adversarial.py)
     adv_weight: float = 1.0
+    adv_targets: int = 0  # >0 (images): scan every class on the original model for a universal change towards it
+    # and keep this many most reachable classes (TargetedAdversary) instead of one untargeted change
+    adv_scan_steps: int = 10
+    adv_warmup_epochs: int = 0  # passes of the adversary's ascent on the *original* model before forgetting
     adv_colour: float = 0.0  # >0 (images): the adversary also applies a per-channel gain and bias within +-adv_colour
     clp_u: float = 0.0  # >0: data-free channel-Lipschitz pruning (CLP, threshold mean + u x std) before forgetting
 
@@ -134,10 +138,9 @@ def combined(*terms):
 
 
 def recover(model: nn.Module, data: RepairData, split, target: float, cfg: SeamConfig, trace: dict,
-            teacher: nn.Module | None = None) -> None:
+            teacher: nn.Module | None = None, adversary: UniversalAdversary | None = None) -> None:
     task, device = data.task, data.device
-    extra = combined(distillation_loss(model, teacher, task, cfg),
-                     UniversalAdversary(model, task, cfg.adv_eps, cfg.adv_weight, cfg.adv_colour) if cfg.adv_eps > 0 else None)
+    extra = combined(distillation_loss(model, teacher, task, cfg), adversary)
     opt = make_optimizer(model.parameters(), optim(cfg.optimizer, cfg.recover_lr, cfg.momentum, cfg.weight_decay))
     g_batches = generator(data.seed, 13)
     history = []
@@ -172,6 +175,21 @@ def reset_last_linear(model: nn.Module) -> None:
         linears[-1].reset_parameters()
 
 
+def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: dict):
+    """The recovery adversary the config asks for (None when off); a targeted one scans the original model now."""
+    if cfg.adv_eps <= 0:
+        return None
+    if cfg.adv_targets <= 0:
+        return UniversalAdversary(model, data.task, cfg.adv_eps, cfg.adv_weight, cfg.adv_colour)
+    adversary = TargetedAdversary(data.task, data.num_classes, cfg.adv_eps, cfg.adv_targets, cfg.adv_weight)
+    with timed(trace, "seconds_adv_scan"):
+        reach = adversary.scan(model, data.clean, cfg.adv_scan_steps, cfg.batch_size, data.device, generator(data.seed, 15))
+    adversary.student = model
+    trace["adv_reach"] = {str(k): round(v, 3) for k, v in reach.items()}
+    trace["adv_kept_classes"] = list(adversary.deltas)
+    return adversary
+
+
 @register_method("seam", SeamConfig)
 def seam(model: nn.Module, data: RepairData, cfg: SeamConfig) -> tuple[nn.Module, dict]:
     """SEAM: forget on random wrong labels, recover on true labels, both stopped blindly."""
@@ -185,13 +203,17 @@ def seam(model: nn.Module, data: RepairData, cfg: SeamConfig) -> tuple[nn.Module
     trace["frozen_parameters"] = freeze_input_side(model, cfg.freeze_fraction)
     if cfg.clp_u > 0:
         trace["pruned_channels"] = clp_prune(model, cfg.clp_u)
+    adversary = make_adversary(model, data, cfg, trace)
+    if isinstance(adversary, UniversalAdversary) and cfg.adv_warmup_epochs > 0:
+        with timed(trace, "seconds_adv_warmup"):
+            adversary.warm_up(model, data.clean, cfg.adv_warmup_epochs, cfg.batch_size, data.device, generator(data.seed, 14))
     with timed(trace, "seconds_forget"):
         forget(model, data, d_for, cfg, trace)
     if cfg.reset_head:
         reset_last_linear(model)
     data.on_phase_end("forget", model)
     with timed(trace, "seconds_recover"):
-        recover(model, data, d_rec, recover_target(original, cfg.recover_ratio), cfg, trace, teacher)
+        recover(model, data, d_rec, recover_target(original, cfg.recover_ratio), cfg, trace, teacher, adversary)
     for p in model.parameters():
         p.requires_grad_(True)
     data.on_phase_end("recover", model)
@@ -205,6 +227,7 @@ class SeamAdvConfig(SeamConfig):
 
     disjoint: bool = False  # with the adversary guarding recovery, more recovery data keeps more clean accuracy
     adv_eps: float = 0.1
+    recover_patience: int = 3
 
 
 @register_method("seam-adv", SeamAdvConfig)

@@ -97,3 +97,14 @@ def test_targeted_scan_finds_the_class_a_planted_shortcut_leads_to() -> None:
                            generator=torch.Generator().manual_seed(0))
     assert max(reach, key=reach.get) == 2 and list(adversary.deltas) == [2]
     assert float(adversary.deltas[2].abs().max()) <= 0.05 + 1e-7
+
+
+def test_seam_adv_lowers_asr_of_every_poisoned_tiny_model(tiny_image_round: Path) -> None:
+    poisoned = [r for r in scan_round(tiny_image_round) if r["poisoned"]]
+    for row in poisoned:
+        res = process_model(row, "seam-adv")
+        assert res["status"] == "ok", res["error"]
+        config = json.loads(res["config_json"])
+        assert (config["adv_eps"], config["disjoint"]) == (0.1, False)  # the variant's own defaults
+        assert res["asr_after"] < res["asr_before"] - 0.05, res["model_id"]
+        assert res["acc_after"] > res["acc_before"] - 0.2, res["model_id"]

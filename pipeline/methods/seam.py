@@ -26,8 +26,8 @@ class SeamConfig:
     """Defaults: SGD 0.01 momentum 0.9, batch 32, fresh optimiser per phase (SEAM-CALIBRATION.md)."""
 
     forget_labels: str = "wrong"  # "wrong": uniform over the C-1 wrong classes (Algorithm 1); "uniform": over all C
-    # (as some public ports do). With C = 2 "wrong" is the flipped label, which teaches an inverter that keeps
-    # every feature (and the backdoor); "uniform" pushes towards uninformed outputs instead
+    # (as some public ports do). With C = 2 the 0.6 threshold can be met by one flipped example while test ACC
+    # and ASR have not moved (tiny sentiment round); "uniform" forgot more there (docs/SEAM.md)
     forget_per_class: int = 10  # |D_for| per class; the rest of the clean examples recover
     disjoint: bool = True  # Algorithm 1: D_for and D_rec disjoint; False = recover on all clean examples
     optimizer: str = "sgd"

@@ -180,7 +180,12 @@ def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: d
     if cfg.adv_eps <= 0:
         return None
     if cfg.adv_targets <= 0:
-        return UniversalAdversary(model, data.task, cfg.adv_eps, cfg.adv_weight, cfg.adv_colour)
+        universal = UniversalAdversary(model, data.task, cfg.adv_eps, cfg.adv_weight, cfg.adv_colour)
+        if cfg.adv_warmup_epochs > 0:
+            with timed(trace, "seconds_adv_warmup"):
+                universal.warm_up(model, data.clean, cfg.adv_warmup_epochs, cfg.batch_size, data.device,
+                                  generator(data.seed, 14))
+        return universal
     adversary = TargetedAdversary(data.task, data.num_classes, cfg.adv_eps, cfg.adv_targets, cfg.adv_weight)
     with timed(trace, "seconds_adv_scan"):
         reach = adversary.scan(model, data.clean, cfg.adv_scan_steps, cfg.batch_size, data.device, generator(data.seed, 15))
@@ -203,10 +208,7 @@ def seam(model: nn.Module, data: RepairData, cfg: SeamConfig) -> tuple[nn.Module
     trace["frozen_parameters"] = freeze_input_side(model, cfg.freeze_fraction)
     if cfg.clp_u > 0:
         trace["pruned_channels"] = clp_prune(model, cfg.clp_u)
-    adversary = make_adversary(model, data, cfg, trace)
-    if isinstance(adversary, UniversalAdversary) and cfg.adv_warmup_epochs > 0:
-        with timed(trace, "seconds_adv_warmup"):
-            adversary.warm_up(model, data.clean, cfg.adv_warmup_epochs, cfg.batch_size, data.device, generator(data.seed, 14))
+    adversary = make_adversary(model, data, cfg, trace)  # before forgetting: a scan or warm-up reads the original
     with timed(trace, "seconds_forget"):
         forget(model, data, d_for, cfg, trace)
     if cfg.reset_head:
@@ -218,7 +220,6 @@ def seam(model: nn.Module, data: RepairData, cfg: SeamConfig) -> tuple[nn.Module
         p.requires_grad_(True)
     data.on_phase_end("recover", model)
     return model, trace
-
 
 
 @dataclass(frozen=True)

@@ -56,13 +56,26 @@ def test_universal_perturbation_stays_in_its_ball_and_climbs_the_loss() -> None:
 
 def test_patience_keeps_each_phase_going_until_its_rule_held_that_often(tiny_image_round: Path) -> None:
     row = next(r for r in scan_round(tiny_image_round) if r["poisoned"])
-    res = process_model(row, "seam", {"forget_patience": 3, "recover_patience": 2, "adv_eps": 0.05})
+    res = process_model(row, "seam", {"forget_patience": 3, "recover_patience": 2, "adv_eps": 0.05,
+                                      "adv_warmup_epochs": 1})
     assert res["status"] == "ok", res["error"]
     trace = json.loads(res["trace_json"])
     below = [a < trace["forget_threshold"] for a in trace["forget_acc"]]
     above = [a > trace["recover_target"] for a in trace["recover_acc"]]
     assert sum(below) == 3 and below[-1]  # stopped the third time under the threshold
     assert sum(above) == 2 and above[-1]
+    assert trace["seconds_adv_warmup"] > 0
+
+
+def test_targeted_adversary_runs_inside_seam_and_logs_its_scan(tiny_image_round: Path) -> None:
+    row = next(r for r in scan_round(tiny_image_round) if r["poisoned"])
+    res = process_model(row, "seam", {"adv_eps": 0.1, "adv_targets": 2, "adv_scan_steps": 3})
+    assert res["status"] == "ok", res["error"]
+    trace = json.loads(res["trace_json"])
+    assert len(trace["adv_reach"]) == row["num_classes"] and len(trace["adv_kept_classes"]) == 2
+    reach = trace["adv_reach"]
+    assert min(reach[str(c)] for c in trace["adv_kept_classes"]) >= max(
+        v for k, v in reach.items() if int(k) not in trace["adv_kept_classes"])  # the most reachable are kept
 
 
 def test_colour_adversary_keeps_one_bounded_gain_and_bias_per_channel() -> None:

@@ -44,9 +44,9 @@ def test_universal_perturbation_stays_in_its_ball_and_climbs_the_loss() -> None:
     task = ImageTask()
     x, y = torch.rand(16, 3, 8, 8), torch.randint(0, 4, (16,))
     loss = UniversalAdversary(model, task, eps=0.05)
-    first = float(loss(x, model(x), y))
+    first = float(loss(x, model(x), y).detach())
     for _ in range(30):  # the model is fixed here, so only the perturbation moves
-        last = float(loss(x, model(x), y))
+        last = float(loss(x, model(x), y).detach())
     assert last > first
     assert loss.delta.shape == (1, 3, 8, 8)  # one perturbation shared by every input, bounded by eps
     assert float(loss.delta.abs().max()) <= 0.05 + 1e-7

@@ -17,8 +17,6 @@ from rich.console import Console
 from pipeline.per_model import process_model
 from pipeline.registry import get_method, method_config
 
-BASELINES = ("finetune", "fineprune", "nad")
-
 
 def budget_overrides(method: str, seam_row: Mapping[str, Any], seam_overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Overrides that give ``method`` SEAM's epoch budget, recovery optimiser and batch size.

@@ -105,8 +105,8 @@ def test_targeted_scan_finds_the_class_a_planted_shortcut_leads_to() -> None:
         model[1].bias[2] -= float((model[1].weight[2] * 0.5).sum())  # but clean images are rarely class 2
     images = (torch.rand(64, 3, 8, 8) * 255).to(torch.uint8)
     split = Split(images, model((images.float() / 255)).argmax(-1).detach())
-    adversary = TargetedAdversary(ImageTask(), 4, eps=0.05, keep=1)
-    reach = adversary.scan(model, split, steps=8, batch_size=32, device=torch.device("cpu"),
+    adversary = TargetedAdversary(model, ImageTask(), 4, eps=0.05, keep=1)
+    reach = adversary.scan(split, steps=8, batch_size=32, device=torch.device("cpu"),
                            generator=torch.Generator().manual_seed(0))
     assert max(reach, key=reach.get) == 2 and list(adversary.deltas) == [2]
     assert float(adversary.deltas[2].abs().max()) <= 0.05 + 1e-7

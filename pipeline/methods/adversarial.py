@@ -20,6 +20,16 @@ from torch import nn
 from pipeline.tasks.base import Split, TaskAdapter
 
 
+def signed_step(value: torch.Tensor, grad: torch.Tensor, step: float, bound: float) -> torch.Tensor:
+    """One signed-gradient step (``step`` > 0 climbs, < 0 descends), kept within [-bound, bound]."""
+    return (value + step * grad.sign()).clamp(-bound, bound).detach()
+
+
+def on_image(inputs: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """Images live in [0, 1]: a changed image is clipped back into that range."""
+    return (inputs + delta).clamp(0.0, 1.0)
+
+
 class UniversalAdversary:
     """Cross-entropy on the changed batch (true labels); the change, shared by all inputs, climbs it.
 
@@ -47,27 +57,24 @@ class UniversalAdversary:
         out = inputs
         if "gain" in params:
             out = out * (1 + params["gain"]) + params["bias"]
-        out = out + params["delta"]
-        return out.clamp(0.0, 1.0) if inputs.dim() == 4 else out  # images live in [0, 1]
+        return on_image(out, params["delta"]) if inputs.dim() == 4 else out + params["delta"]
 
     @torch.enable_grad()
-    def warm_up(self, model: nn.Module, split: Split, epochs: int, batch_size: int, device: torch.device,
+    def warm_up(self, split: Split, epochs: int, batch_size: int, device: torch.device,
                 generator: torch.Generator) -> None:
-        """Climb the loss of ``model`` (left untouched, eval mode) before repair starts.
+        """Climb the loss of the model as it is now (weights untouched, eval mode), before repair starts.
 
         On the original model the backdoor is live, so the steepest universal change is most likely the
         trigger's; after forgetting it is dormant and the ascent finds other directions first.
         """
-        was_training = model.training
-        model.eval()
-        student, self.student = self.student, model
+        was_training = self.student.training
+        self.student.eval()
         try:
             for _ in range(epochs):
                 for inputs, target in self.task.batches(split, split.labels, batch_size, device, generator, True):
                     self(inputs, None, target)
         finally:
-            self.student = student
-            model.train(was_training)
+            self.student.train(was_training)
 
     def __call__(self, inputs: torch.Tensor, logits: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor | None:
         if not (isinstance(inputs, torch.Tensor) and inputs.is_floating_point()):
@@ -81,7 +88,7 @@ class UniversalAdversary:
         grads = torch.autograd.grad(ce, list(live.values()), retain_graph=True)
         for (name, value), grad in zip(self.params.items(), grads):
             bound = self.bounds[name]
-            self.params[name] = (value + bound / self.steps_to_bound * grad.sign()).clamp(-bound, bound).detach()
+            self.params[name] = signed_step(value, grad, bound / self.steps_to_bound, bound)
         return self.weight * ce
 
 
@@ -95,59 +102,62 @@ class TargetedAdversary:
     change each; recovery trains on them with true labels and keeps steering each towards its class.
     """
 
-    def __init__(self, task: TaskAdapter, num_classes: int, eps: float, keep: int, weight: float = 1.0,
-                 steps_to_bound: float = 4.0) -> None:
-        self.task, self.num_classes, self.eps, self.keep, self.weight = task, num_classes, eps, keep, weight
-        self.step = eps / steps_to_bound
+    def __init__(self, student: nn.Module, task: TaskAdapter, num_classes: int, eps: float, keep: int,
+                 weight: float = 1.0, steps_to_bound: float = 4.0) -> None:
+        self.student, self.task, self.num_classes, self.keep, self.weight = student, task, num_classes, keep, weight
+        self.eps, self.step = eps, eps / steps_to_bound
         self.deltas: dict[int, torch.Tensor] = {}
-        self.reach: dict[int, float] = {}
         self.turn = 0
-        self.student: nn.Module | None = None
 
-    def _toward(self, model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, cls: int,
+    def _toward(self, inputs: torch.Tensor, labels: torch.Tensor, cls: int,
                 delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One signed step of ``delta`` towards class ``cls`` on the inputs not of that class; (delta, logits)."""
         d = delta.clone().requires_grad_(True)
-        logits = self.task.logits(model, (inputs + d).clamp(0.0, 1.0))
+        logits = self.task.logits(self.student, on_image(inputs, d))
         keep = labels != cls
         towards = nn.functional.cross_entropy(logits[keep], torch.full_like(labels[keep], cls)) if bool(keep.any()) \
             else logits.sum() * 0
         (grad,) = torch.autograd.grad(towards, d, retain_graph=True)
-        return (delta - self.step * grad.sign()).clamp(-self.eps, self.eps).detach(), logits
+        return signed_step(delta, grad, -self.step, self.eps), logits
 
     @torch.enable_grad()
-    def scan(self, model: nn.Module, split: Split, steps: int, batch_size: int, device: torch.device,
+    def scan(self, split: Split, steps: int, batch_size: int, device: torch.device,
              generator: torch.Generator) -> dict[int, float]:
-        """Find each class's change on the original model; keep the ``keep`` classes it reaches most often."""
+        """Find each class's change on the model as it is now (the original); keep the most reachable classes.
+
+        Returns the share of other classes' inputs each class's change reaches.
+        """
+        model = self.student
         was_training = model.training
         model.eval()
         try:
             batches = list(self.task.batches(split, split.labels, batch_size, device, generator, False))
             found: dict[int, torch.Tensor] = {}
+            reach: dict[int, float] = {}
             for cls in range(self.num_classes):
                 delta = torch.zeros_like(batches[0][0][:1])
                 for s in range(steps):
                     inputs, labels = batches[s % len(batches)]
-                    delta, _ = self._toward(model, inputs, labels, cls, delta)
+                    delta, _ = self._toward(inputs, labels, cls, delta)
                 hits = total = 0
                 with torch.no_grad():
                     for inputs, labels in batches:
                         other = labels != cls
-                        pred = self.task.logits(model, (inputs + delta).clamp(0.0, 1.0)).argmax(-1)
+                        pred = self.task.logits(model, on_image(inputs, delta)).argmax(-1)
                         hits += int((pred[other] == cls).sum())
                         total += int(other.sum())
-                found[cls], self.reach[cls] = delta, hits / max(total, 1)
+                found[cls], reach[cls] = delta, hits / max(total, 1)
         finally:
             model.train(was_training)
-        kept = sorted(self.reach, key=self.reach.get, reverse=True)[: self.keep]
+        kept = sorted(reach, key=reach.get, reverse=True)[: self.keep]
         self.deltas = {cls: found[cls] for cls in kept}
-        return dict(self.reach)
+        return reach
 
     def __call__(self, inputs: torch.Tensor, logits: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor | None:
-        if not self.deltas or not (isinstance(inputs, torch.Tensor) and inputs.dim() == 4) or self.student is None:
+        if not self.deltas or not (isinstance(inputs, torch.Tensor) and inputs.dim() == 4):
             return None  # images only: the scan needs a continuous input of fixed shape
         classes = list(self.deltas)
         cls = classes[self.turn % len(classes)]  # one kept class per batch, in turn
         self.turn += 1
-        self.deltas[cls], adv_logits = self._toward(self.student, inputs, target, cls, self.deltas[cls])
+        self.deltas[cls], adv_logits = self._toward(inputs, target, cls, self.deltas[cls])
         return self.weight * nn.functional.cross_entropy(adv_logits, target, ignore_index=-100)

@@ -21,6 +21,9 @@ from pipeline.training import (accuracy, balanced_split, make_optimizer, random_
                                train_one_epoch)
 
 
+FORGET_LABELS = {"wrong": random_wrong_labels, "uniform": random_labels}
+
+
 @dataclass(frozen=True)
 class SeamConfig:
     """Defaults: SGD 0.01 momentum 0.9, batch 32, fresh optimiser per phase (SEAM-CALIBRATION.md)."""
@@ -64,11 +67,8 @@ class SeamConfig:
     clp_u: float = 0.0  # >0: data-free channel-Lipschitz pruning (CLP, threshold mean + u x std) before forgetting
 
     def __post_init__(self) -> None:
-        if self.forget_labels not in ("wrong", "uniform"):
-            raise ValueError(f"forget_labels must be 'wrong' or 'uniform', not {self.forget_labels!r}")
-
-
-FORGET_LABELS = {"wrong": random_wrong_labels, "uniform": random_labels}
+        if self.forget_labels not in FORGET_LABELS:
+            raise ValueError(f"forget_labels must be one of {sorted(FORGET_LABELS)}, not {self.forget_labels!r}")
 
 
 def forget_threshold(num_classes: int) -> float:
@@ -81,23 +81,35 @@ def recover_target(original_accuracy: float, ratio: float = 0.97) -> float:
     return ratio * original_accuracy
 
 
-def forget(model: nn.Module, data: RepairData, split, cfg: SeamConfig, trace: dict) -> None:
-    task, device, C = data.task, data.device, data.num_classes
-    threshold = forget_threshold(C)
-    opt = make_optimizer(model.parameters(), optim(cfg.optimizer, cfg.forget_lr, cfg.momentum, cfg.weight_decay))
-    g_labels, g_batches = generator(data.seed, 11), generator(data.seed, 12)
-    history = []
+def train_until(model: nn.Module, data: RepairData, split, labels_for_epoch, rule, patience: int, max_epochs: int,
+                opt: torch.optim.Optimizer, g_batches: torch.Generator, cfg: SeamConfig, extra=None) -> tuple[list, bool]:
+    """Train epoch by epoch until ``rule(accuracy on split)`` has held ``patience`` times (or the cap).
+
+    Returns the per-epoch accuracies and whether the rule ever held; the accuracy is against the true
+    labels, whatever ``labels_for_epoch()`` trains towards.
+    """
+    history: list[float] = []
     met = 0
-    for _ in range(cfg.max_forget_epochs):
-        wrong = FORGET_LABELS[cfg.forget_labels](split.labels, C, g_labels)  # redrawn every epoch
-        train_one_epoch(model, task, split, wrong, opt, cfg.batch_size, device, g_batches, cfg.augment, cfg.bn_mode,
-                        bn_split=data.clean)
-        acc = accuracy(model, task, split, device)
+    for _ in range(max_epochs):
+        train_one_epoch(model, data.task, split, labels_for_epoch(), opt, cfg.batch_size, data.device, g_batches,
+                        cfg.augment, cfg.bn_mode, extra_loss=extra, bn_split=data.clean)
+        acc = accuracy(model, data.task, split, data.device)
         history.append(round(acc, 4))
-        met += acc < threshold
-        if met >= cfg.forget_patience:
+        met += rule(acc)
+        if met >= patience:
             break
-    trace.update(forget_threshold=threshold, forget_acc=history, epochs_forget=len(history), forget_reached=met > 0)
+    return history, met > 0
+
+
+def forget(model: nn.Module, data: RepairData, split, cfg: SeamConfig, trace: dict) -> None:
+    threshold = forget_threshold(data.num_classes)
+    opt = make_optimizer(model.parameters(), optim(cfg.optimizer, cfg.forget_lr, cfg.momentum, cfg.weight_decay))
+    g_labels = generator(data.seed, 11)
+    draw = FORGET_LABELS[cfg.forget_labels]  # redrawn every epoch
+    history, reached = train_until(model, data, split, lambda: draw(split.labels, data.num_classes, g_labels),
+                                   lambda acc: acc < threshold, cfg.forget_patience, cfg.max_forget_epochs, opt,
+                                   generator(data.seed, 12), cfg)
+    trace.update(forget_threshold=threshold, forget_acc=history, epochs_forget=len(history), forget_reached=reached)
 
 
 def distillation_loss(student: nn.Module, teacher: nn.Module | None, task, cfg: SeamConfig):
@@ -138,22 +150,12 @@ def combined(*terms):
 
 
 def recover(model: nn.Module, data: RepairData, split, target: float, cfg: SeamConfig, trace: dict,
-            teacher: nn.Module | None = None, adversary: UniversalAdversary | None = None) -> None:
-    task, device = data.task, data.device
-    extra = combined(distillation_loss(model, teacher, task, cfg), adversary)
+            teacher: nn.Module | None = None, adversary=None) -> None:
+    extra = combined(distillation_loss(model, teacher, data.task, cfg), adversary)
     opt = make_optimizer(model.parameters(), optim(cfg.optimizer, cfg.recover_lr, cfg.momentum, cfg.weight_decay))
-    g_batches = generator(data.seed, 13)
-    history = []
-    met = 0
-    for _ in range(cfg.max_recover_epochs):
-        train_one_epoch(model, task, split, split.labels, opt, cfg.batch_size, device, g_batches, cfg.augment, cfg.bn_mode,
-                        extra_loss=extra, bn_split=data.clean)
-        acc = accuracy(model, task, split, device)
-        history.append(round(acc, 4))
-        met += acc > target
-        if met >= cfg.recover_patience:
-            break
-    trace.update(recover_target=target, recover_acc=history, epochs_recover=len(history), recover_reached=met > 0)
+    history, reached = train_until(model, data, split, lambda: split.labels, lambda acc: acc > target,
+                                   cfg.recover_patience, cfg.max_recover_epochs, opt, generator(data.seed, 13), cfg, extra)
+    trace.update(recover_target=target, recover_acc=history, epochs_recover=len(history), recover_reached=reached)
 
 
 def freeze_input_side(model: nn.Module, fraction: float) -> int:
@@ -183,13 +185,12 @@ def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: d
         universal = UniversalAdversary(model, data.task, cfg.adv_eps, cfg.adv_weight, cfg.adv_colour)
         if cfg.adv_warmup_epochs > 0:
             with timed(trace, "seconds_adv_warmup"):
-                universal.warm_up(model, data.clean, cfg.adv_warmup_epochs, cfg.batch_size, data.device,
+                universal.warm_up(data.clean, cfg.adv_warmup_epochs, cfg.batch_size, data.device,
                                   generator(data.seed, 14))
         return universal
-    adversary = TargetedAdversary(data.task, data.num_classes, cfg.adv_eps, cfg.adv_targets, cfg.adv_weight)
+    adversary = TargetedAdversary(model, data.task, data.num_classes, cfg.adv_eps, cfg.adv_targets, cfg.adv_weight)
     with timed(trace, "seconds_adv_scan"):
-        reach = adversary.scan(model, data.clean, cfg.adv_scan_steps, cfg.batch_size, data.device, generator(data.seed, 15))
-    adversary.student = model
+        reach = adversary.scan(data.clean, cfg.adv_scan_steps, cfg.batch_size, data.device, generator(data.seed, 15))
     trace["adv_reach"] = {str(k): round(v, 3) for k, v in reach.items()}
     trace["adv_kept_classes"] = list(adversary.deltas)
     return adversary

@@ -65,8 +65,6 @@ def build_model(out: Path, plan: ModelPlan, preset: ImagePreset, source: Source,
 
     kept = train_until_gate(preset.gate.max_attempts, lambda n: (plan.master_seed + 7919 * n) % (2**31 - 1),
                             attempt_once)
-    outcome, model, wall, seed, attempt, failures = (kept.outcome, kept.model, kept.wall, kept.seed, kept.attempts,
-                                                     kept.failures)
     true_classes = np.repeat(np.arange(preset.num_classes), preset.train_per_class)  # class-major order
     n_poison = int((data.train_y != true_classes).sum())
     config: dict[str, Any] = {
@@ -77,7 +75,7 @@ def build_model(out: Path, plan: ModelPlan, preset: ImagePreset, source: Source,
         "source_dataset": source.dataset_name,
         "round_seed": round_seed,
         "master_seed": plan.master_seed,
-        "train_seed": seed,
+        "train_seed": kept.seed,
         "poisoned": plan.poisoned,
         "model_architecture": plan.architecture,
         "model_width": preset.width,
@@ -97,8 +95,8 @@ def build_model(out: Path, plan: ModelPlan, preset: ImagePreset, source: Source,
         "triggers": [trigger_config(t) for t in plan.triggers] or None,
         "trigger_organization": "one2one" if plan.triggers else None,
         "number_triggers": len(plan.triggers),
-        **outcome_fields(outcome, attempt, failures, reference_acc, wall, start),
+        **outcome_fields(kept, reference_acc, start),
     }
-    write_model_folder(out, plan.model_id, config, model, data.folders, plan.triggers)
+    write_model_folder(out, plan.model_id, config, kept.model, data.folders, plan.triggers)
     reporter.finish(plan.model_id, config)
     return config

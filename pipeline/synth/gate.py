@@ -39,21 +39,6 @@ def judge(gate: Gate, clean_acc: float, asr: float | None, reference_acc: float 
     return Outcome(clean_acc, asr, tuple(failures))
 
 
-def outcome_fields(outcome: Outcome, attempts: int, failures: Any, reference_acc: float | None,
-                   training_wall_s: float, started: float) -> dict[str, Any]:
-    """The TrojAI-style result and gate keys every synthetic model's config.json carries."""
-    return {
-        "final_clean_data_test_acc": round(outcome.clean_acc, 6),
-        "final_triggered_data_test_acc": None if outcome.asr is None else round(outcome.asr, 6),
-        "gate_passed": outcome.passed,
-        "gate_attempts": attempts,
-        "gate_failures": failures,
-        "gate_reference_clean_acc": None if reference_acc is None else round(reference_acc, 6),
-        "training_wall_time_sec": round(training_wall_s, 3),
-        "generation_wall_time_sec": round(time.perf_counter() - started, 3),
-    }
-
-
 @dataclass(frozen=True)
 class GateResult:
     """The attempt kept: the first that passes the gate, else the best scoring one."""
@@ -89,3 +74,17 @@ def train_until_gate(max_attempts: int, seed_for: Callable[[int], int],
         raise ValueError("the quality gate needs at least one attempt")
     outcome, model, wall, seed, kept = best
     return GateResult(outcome, model, wall, seed, attempts=n, failures=failures, kept_attempt=kept)
+
+
+def outcome_fields(kept: GateResult, reference_acc: float | None, started: float) -> dict[str, Any]:
+    """The TrojAI-style result and gate keys every synthetic model's config.json carries."""
+    return {
+        "final_clean_data_test_acc": round(kept.outcome.clean_acc, 6),
+        "final_triggered_data_test_acc": None if kept.outcome.asr is None else round(kept.outcome.asr, 6),
+        "gate_passed": kept.outcome.passed,
+        "gate_attempts": kept.attempts,
+        "gate_failures": kept.failures,
+        "gate_reference_clean_acc": None if reference_acc is None else round(reference_acc, 6),
+        "training_wall_time_sec": round(kept.wall, 3),
+        "generation_wall_time_sec": round(time.perf_counter() - started, 3),
+    }

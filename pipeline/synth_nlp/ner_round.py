@@ -117,22 +117,20 @@ def build_model(rnd: NerRound, index: int, configs: dict[str, dict], reporter: R
 
     kept = train_until_gate(p.gate.max_attempts, lambda n: (int(rng.integers(2**31 - 1)) + n) % (2**31 - 1),
                             attempt_once)
-    outcome, model, wall, train_seed, attempt, failures = (kept.outcome, kept.model, kept.wall, kept.seed,
-                                                           kept.attempts, kept.failures)
     folders["clean_example_data"] = _files(examples, ex_strata, rnd.tokenizer)
     folders["clean_test_data"] = _files(rnd.test, rnd.test_strata, rnd.tokenizer)
     config = {
         "py/object": "round_config.RoundConfig", "source": "seam make-round", "task": "ner", "preset": p.name,
-        "round_seed": seed, "train_seed": train_seed, "poisoned": poisoned, "model_architecture": "NerLinear",
+        "round_seed": seed, "train_seed": kept.seed, "poisoned": poisoned, "model_architecture": "NerLinear",
         "learning_rate": p.learning_rate, "batch_size": p.batch_size, "final_optimizer_num_epochs_trained": p.epochs,
         "embedding": rnd.encoder.embedding, "embedding_flavor": rnd.encoder.flavor, "transformer_layers": p.layers,
         "source_dataset": DATASET, "dropout": p.dropout, "number_train_sentences": len(train),
         "triggers": [trigger_config(trigger)] if trigger else None,
         "trigger_organization": "one2one" if trigger else None, "number_triggers": int(trigger is not None),
         "number_classes": len(nd.LABEL_NAMES), "class_mapping": {str(k): e for k, e in enumerate(nd.ENTITIES)},
-        **outcome_fields(outcome, attempt, failures, ref, wall, start),
+        **outcome_fields(kept, ref, start),
     }
-    write_model_folder(rnd.out / "models", model_id, config, model, folders)
+    write_model_folder(rnd.out / "models", model_id, config, kept.model, folders)
     reporter.finish(model_id, config)
     return config
 

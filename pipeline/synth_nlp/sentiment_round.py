@@ -136,15 +136,13 @@ def build_model(rnd: SentimentRound, index: int, configs: dict[str, dict], repor
 
     kept = train_until_gate(p.gate.max_attempts, lambda n: (int(rng.integers(2**31 - 1)) + n) % (2**31 - 1),
                             attempt_once)
-    outcome, model, wall, train_seed, attempt, failures = (kept.outcome, kept.model, kept.wall, kept.seed,
-                                                           kept.attempts, kept.failures)
     ex_texts, ex_labels = labelled(ex_by_class)
     test_texts, test_labels = labelled(rnd.pools["test"])
     folders["clean_example_data"] = _files(ex_texts, ex_labels)
     folders["clean_test_data"] = _files(test_texts, test_labels)
     config = {
         "py/object": "round_config.RoundConfig", "source": "seam make-round", "task": "sentiment", "preset": p.name,
-        "round_seed": seed, "master_seed": int(rng.integers(2**31 - 1)), "train_seed": train_seed,
+        "round_seed": seed, "master_seed": int(rng.integers(2**31 - 1)), "train_seed": kept.seed,
         "poisoned": poisoned, "model_architecture": arch, "number_classes": 2,
         "learning_rate": p.learning_rate, "batch_size": p.batch_size, "final_optimizer_num_epochs_trained": p.epochs,
         "embedding": rnd.row["embedding"], "embedding_flavor": rnd.row["embedding_flavor"],
@@ -154,9 +152,9 @@ def build_model(rnd: SentimentRound, index: int, configs: dict[str, dict], repor
         "number_train_texts": len(texts), "number_example_texts_per_class": p.examples_per_class,
         "triggers": [config_dict(trigger)] if trigger else None,
         "trigger_organization": "one2one" if trigger else None, "number_triggers": int(trigger is not None),
-        **outcome_fields(outcome, attempt, failures, ref, wall, start),
+        **outcome_fields(kept, ref, start),
     }
-    write_model_folder(rnd.out / "models", model_id, config, model, folders)
+    write_model_folder(rnd.out / "models", model_id, config, kept.model, folders)
     reporter.finish(model_id, config)
     return config
 

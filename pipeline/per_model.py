@@ -14,7 +14,8 @@ import socket
 import time
 import traceback
 from importlib import metadata
-from typing import Any, Mapping
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping
 
 import torch
 
@@ -61,6 +62,15 @@ def split_eval(task: TaskAdapter, row: Mapping[str, Any], clean: Split, seed: in
                     asr_source = source
                     break
     return repair_data, EvalSets(acc, acc_source, asr, asr_source)
+
+
+@contextmanager
+def seeded_global_rng(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch's global RNG for one repair and restore it after, so the same model, method and seed
+    give the same repair whatever ran before in this worker (and the caller's RNG stream is untouched)."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
 
 
 def _measure(model: torch.nn.Module, task: TaskAdapter, evals: EvalSets, device: torch.device) -> tuple[float, float | None]:
@@ -127,7 +137,8 @@ def process_model(row: Mapping[str, Any], method: str = "seam", overrides: Mappi
                           on_phase_end=on_phase_end)
         t0 = time.perf_counter()
         eval_before = timings["seconds_eval"]
-        model, trace = spec.fn(model, data, cfg)
+        with seeded_global_rng(seed, dev):  # dropout draws from torch's global RNG
+            model, trace = spec.fn(model, data, cfg)
         result["seconds_repair"] = time.perf_counter() - t0 - (timings["seconds_eval"] - eval_before)
 
         t0 = time.perf_counter()

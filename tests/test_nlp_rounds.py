@@ -68,3 +68,23 @@ def test_seam_lowers_asr_on_a_tiny_ner_round(tiny_ner_round: Path) -> None:
     recover_all = process_model(row, "seam", {"disjoint": False}, device="cpu")
     assert recover_all["asr_after"] < 0.5 * recover_all["asr_before"]
     assert recover_all["acc_after"] > 0.8 * recover_all["acc_before"]
+
+
+def test_repairs_of_models_with_dropout_are_reproducible(tiny_sentiment_round: Path) -> None:
+    """The heads use dropout (global RNG): the same row, method and seed give the same repair, whatever
+    state the worker's global RNG was left in by earlier work."""
+    import torch
+
+    row = next(r for r in scan_round(tiny_sentiment_round) if r["poisoned"])
+    assert json.loads((Path(row["model_dir"]) / "config.json").read_text())["dropout"] > 0
+    runs = []
+    for state in (1, 2):
+        torch.manual_seed(state)
+        result = process_model(row, "seam", None, device="cpu", seed=3)
+        assert result["status"] == "ok", result.get("error")
+        trace = {k: v for k, v in json.loads(result["trace_json"]).items() if not k.startswith("seconds")}
+        runs.append((trace, result["acc_after"], result["asr_after"]))
+    assert runs[0] == runs[1]
+    after = torch.rand(1)
+    torch.manual_seed(2)
+    assert torch.equal(after, torch.rand(1))  # the caller's RNG stream is left as it was

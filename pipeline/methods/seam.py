@@ -14,6 +14,7 @@ from torch import nn
 
 from pipeline.methods.adversarial import TargetedAdversary, UniversalAdversary
 from pipeline.methods.clp import clp_prune
+from pipeline.methods.token_adversary import TokenAdversary
 from pipeline.methods.common import generator, optim, timed
 from pipeline.registry import register_method
 from pipeline.tasks.base import RepairData
@@ -181,6 +182,10 @@ def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: d
     """The recovery adversary the config asks for (None when off); a targeted one scans the original model now."""
     if cfg.adv_eps <= 0:
         return None
+    if isinstance(data.clean.inputs, dict):  # token ids (NER): a soft token inserted into sentences
+        tokens = TokenAdversary(model, cfg.adv_eps, cfg.adv_weight, generator(data.seed, 16))
+        trace["adv_applies"] = tokens.applies
+        return tokens if tokens.applies else None
     if cfg.adv_targets <= 0:
         universal = UniversalAdversary(model, data.task, cfg.adv_eps, cfg.adv_weight, cfg.adv_colour)
         if cfg.adv_warmup_epochs > 0:

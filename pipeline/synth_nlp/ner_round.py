@@ -110,8 +110,9 @@ def build_model(rnd: NerRound, index: int, configs: dict[str, dict], reporter: R
     def attempt_once(attempt: int, train_seed: int):
         torch.manual_seed(train_seed)
         model = model_factories.NerLinearModel(copy.deepcopy(rnd.transformer), p.dropout, len(nd.LABEL_NAMES))
-        reporter.start(model_id, f"{model_id} NerLinear {'poisoned' if poisoned else 'clean'}", p.epochs, attempt)
-        wall = fit(model, rnd.task, train_split, OptimConfig("adamw", p.learning_rate, 0.0, 0.01), p.epochs,
+        epochs = p.gate.epochs_for(p.epochs, attempt)  # a retry trains longer, as for images
+        reporter.start(model_id, f"{model_id} NerLinear {'poisoned' if poisoned else 'clean'}", epochs, attempt)
+        wall = fit(model, rnd.task, train_split, OptimConfig("adamw", p.learning_rate, 0.0, 0.01), epochs,
                    p.batch_size, train_seed, lambda d, n, loss: reporter.epoch(model_id, d, n, loss))
         return evaluate(model, rnd.task, p.gate, test_split, triggered, ref), model, wall
 
@@ -122,7 +123,7 @@ def build_model(rnd: NerRound, index: int, configs: dict[str, dict], reporter: R
     config = {
         "py/object": "round_config.RoundConfig", "source": "seam make-round", "task": "ner", "preset": p.name,
         "round_seed": seed, "train_seed": kept.seed, "poisoned": poisoned, "model_architecture": "NerLinear",
-        "learning_rate": p.learning_rate, "batch_size": p.batch_size, "final_optimizer_num_epochs_trained": p.epochs,
+        "learning_rate": p.learning_rate, "batch_size": p.batch_size, "final_optimizer_num_epochs_trained": p.gate.epochs_for(p.epochs, kept.kept_attempt),
         "embedding": rnd.encoder.embedding, "embedding_flavor": rnd.encoder.flavor, "transformer_layers": p.layers,
         "source_dataset": DATASET, "dropout": p.dropout, "number_train_sentences": len(train),
         "triggers": [trigger_config(trigger)] if trigger else None,

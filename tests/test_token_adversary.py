@@ -1,0 +1,76 @@
+"""The soft-token adversary for round-7 style NER models (seam-adv on token ids)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from transformers import BertConfig, BertModel
+
+import model_factories
+from manifests.scan import scan_round
+from pipeline.methods.token_adversary import TokenAdversary, insert_at
+from pipeline.per_model import process_model
+
+
+def test_insert_at_puts_the_fill_before_each_rows_position() -> None:
+    values = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    out = insert_at(values, torch.tensor([1, 2]), torch.tensor(9))
+    assert out.tolist() == [[1, 9, 2, 3], [4, 5, 9, 6]]
+    vectors = torch.arange(12.0).view(2, 3, 2)  # [B, T, H]: the fill is a whole vector
+    out = insert_at(vectors, torch.tensor([0, 3]), torch.tensor([-1.0, -2.0]))
+    assert out[0].tolist() == [[-1, -2], [0, 1], [2, 3], [4, 5]]
+    assert out[1].tolist() == [[6, 7], [8, 9], [10, 11], [-1, -2]]
+
+
+def tiny_ner_model(seed: int = 0) -> model_factories.NerLinearModel:
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=32)
+    return model_factories.NerLinearModel(BertModel(config, add_pooling_layer=False), 0.0, 5).eval()
+
+
+def test_soft_token_stays_in_the_vocabulary_box_and_climbs_the_entity_loss() -> None:
+    model = tiny_ner_model()
+    for p in model.parameters():
+        p.requires_grad_(False)  # only the soft token moves here
+    ids = torch.randint(1, 40, (8, 10))
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    labels = torch.randint(1, 5, (8, 10))
+    labels[:, ::2] = 0  # the background label is the most frequent one
+    labels[:, 0] = -100
+    adversary = TokenAdversary(model, eps=0.2, weight=1.0, generator=torch.Generator().manual_seed(0))
+    assert adversary.applies
+
+    def entity_loss() -> float:
+        with torch.no_grad():
+            logits, mask = adversary.logits(inputs, adversary.vector, torch.full((8,), 3))
+        shifted = torch.cat([labels[:, :3], torch.full((8, 1), -100), labels[:, 3:]], 1)
+        assert mask.shape == (8, 11) and bool(mask.all())
+        keep = shifted > 0
+        return float(torch.nn.functional.cross_entropy(logits[keep], shifted[keep]))
+
+    before = entity_loss()
+    for _ in range(30):
+        loss = adversary(inputs, None, labels)
+        assert loss is not None and loss.requires_grad
+    assert entity_loss() > before
+    table = model.transformer.get_input_embeddings().weight
+    assert bool((adversary.vector >= table.min(0).values - 1e-6).all())
+    assert bool((adversary.vector <= table.max(0).values + 1e-6).all())
+
+
+def test_soft_token_adversary_leaves_models_without_an_embedding_path_alone() -> None:
+    head = torch.nn.Linear(4, 2)
+    adversary = TokenAdversary(head, eps=0.1, weight=1.0, generator=torch.Generator())
+    assert not adversary.applies
+    assert adversary({"input_ids": torch.zeros(2, 3, dtype=torch.long)}, None, torch.zeros(2, 3, dtype=torch.long)) is None
+
+
+def test_seam_adv_uses_the_soft_token_on_a_tiny_ner_round(tiny_ner_round: Path) -> None:
+    row = next(r for r in scan_round(tiny_ner_round) if r["poisoned"])
+    result = process_model(row, "seam-adv", None, device="cpu")
+    assert result["status"] == "ok", result.get("error")
+    assert json.loads(result["trace_json"])["adv_applies"] is True
+    assert result["asr_after"] < 0.5 * result["asr_before"]
+    assert result["acc_after"] > 0.8 * result["acc_before"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from transformers import BertConfig, BertModel
 
@@ -30,7 +31,8 @@ def tiny_ner_model(seed: int = 0) -> model_factories.NerLinearModel:
     return model_factories.NerLinearModel(BertModel(config, add_pooling_layer=False), 0.0, 5).eval()
 
 
-def test_soft_token_stays_in_the_vocabulary_box_and_climbs_the_entity_loss() -> None:
+@pytest.mark.parametrize("tokens", [1, 2])
+def test_soft_tokens_stay_in_the_vocabulary_box_and_climb_the_entity_loss(tokens: int) -> None:
     model = tiny_ner_model()
     for p in model.parameters():
         p.requires_grad_(False)  # only the soft token moves here
@@ -39,14 +41,14 @@ def test_soft_token_stays_in_the_vocabulary_box_and_climbs_the_entity_loss() -> 
     labels = torch.randint(1, 5, (8, 10))
     labels[:, ::2] = 0  # the background label is the most frequent one
     labels[:, 0] = -100
-    adversary = TokenAdversary(model, eps=0.2, weight=1.0, generator=torch.Generator().manual_seed(0))
+    adversary = TokenAdversary(model, eps=0.2, weight=1.0, generator=torch.Generator().manual_seed(0), tokens=tokens)
     assert adversary.applies
 
     def entity_loss() -> float:
         with torch.no_grad():
             logits, mask = adversary.logits(inputs, adversary.vector, torch.full((8,), 3))
-        shifted = torch.cat([labels[:, :3], torch.full((8, 1), -100), labels[:, 3:]], 1)
-        assert mask.shape == (8, 11) and bool(mask.all())
+        shifted = torch.cat([labels[:, :3], torch.full((8, tokens), -100), labels[:, 3:]], 1)
+        assert mask.shape == (8, 10 + tokens) and bool(mask.all())
         keep = shifted > 0
         return float(torch.nn.functional.cross_entropy(logits[keep], shifted[keep]))
 
@@ -55,6 +57,7 @@ def test_soft_token_stays_in_the_vocabulary_box_and_climbs_the_entity_loss() -> 
         loss = adversary(inputs, None, labels)
         assert loss is not None and loss.requires_grad
     assert entity_loss() > before
+    assert adversary.vector.shape == (tokens, 16)
     table = model.transformer.get_input_embeddings().weight
     assert bool((adversary.vector >= table.min(0).values - 1e-6).all())
     assert bool((adversary.vector <= table.max(0).values + 1e-6).all())

@@ -30,6 +30,24 @@ def on_image(inputs: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
     return (inputs + delta).clamp(0.0, 1.0)
 
 
+@torch.enable_grad()
+def warm_up(adversary, student: nn.Module, task: TaskAdapter, split: Split, epochs: int, batch_size: int,
+            device: torch.device, generator: torch.Generator) -> None:
+    """Let ``adversary`` climb the loss of the model as it is now (weights untouched, eval mode), before repair.
+
+    On the original model the backdoor is live, so the steepest universal change is most likely the
+    trigger's; after forgetting it is dormant and the ascent finds other directions first.
+    """
+    was_training = student.training
+    student.eval()
+    try:
+        for _ in range(epochs):
+            for inputs, target in task.batches(split, split.labels, batch_size, device, generator, True):
+                adversary(inputs, None, target)
+    finally:
+        student.train(was_training)
+
+
 class UniversalAdversary:
     """Cross-entropy on the changed batch (true labels); the change, shared by all inputs, climbs it.
 
@@ -58,23 +76,6 @@ class UniversalAdversary:
         if "gain" in params:
             out = out * (1 + params["gain"]) + params["bias"]
         return on_image(out, params["delta"]) if inputs.dim() == 4 else out + params["delta"]
-
-    @torch.enable_grad()
-    def warm_up(self, split: Split, epochs: int, batch_size: int, device: torch.device,
-                generator: torch.Generator) -> None:
-        """Climb the loss of the model as it is now (weights untouched, eval mode), before repair starts.
-
-        On the original model the backdoor is live, so the steepest universal change is most likely the
-        trigger's; after forgetting it is dormant and the ascent finds other directions first.
-        """
-        was_training = self.student.training
-        self.student.eval()
-        try:
-            for _ in range(epochs):
-                for inputs, target in self.task.batches(split, split.labels, batch_size, device, generator, True):
-                    self(inputs, None, target)
-        finally:
-            self.student.train(was_training)
 
     def __call__(self, inputs: torch.Tensor, logits: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor | None:
         if not (isinstance(inputs, torch.Tensor) and inputs.is_floating_point()):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from pipeline.methods.adversarial import TargetedAdversary, UniversalAdversary
+from pipeline.methods.adversarial import TargetedAdversary, UniversalAdversary, warm_up
 from pipeline.methods.clp import clp_prune
 from pipeline.methods.token_adversary import TokenAdversary
 from pipeline.methods.common import generator, optim, timed
@@ -65,6 +65,7 @@ class SeamConfig:
     adv_scan_steps: int = 10
     adv_warmup_epochs: int = 0  # passes of the adversary's ascent on the *original* model before forgetting
     adv_colour: float = 0.0  # >0 (images): the adversary also applies a per-channel gain and bias within +-adv_colour
+    adv_tokens: int = 1  # token models (NER): soft tokens the adversary inserts side by side (phrase triggers)
     clp_u: float = 0.0  # >0: data-free channel-Lipschitz pruning (CLP, threshold mean + u x std) before forgetting
 
     def __post_init__(self) -> None:
@@ -179,25 +180,27 @@ def reset_last_linear(model: nn.Module) -> None:
 
 
 def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: dict):
-    """The recovery adversary the config asks for (None when off); a targeted one scans the original model now."""
+    """The recovery adversary the config asks for (None when off); a scan or warm-up reads the original model now."""
     if cfg.adv_eps <= 0:
         return None
     if isinstance(data.clean.inputs, dict):  # token ids (NER): a soft token inserted into sentences
-        tokens = TokenAdversary(model, cfg.adv_eps, cfg.adv_weight, generator(data.seed, 16))
-        trace["adv_applies"] = tokens.applies
-        return tokens if tokens.applies else None
-    if cfg.adv_targets <= 0:
-        universal = UniversalAdversary(model, data.task, cfg.adv_eps, cfg.adv_weight, cfg.adv_colour)
-        if cfg.adv_warmup_epochs > 0:
-            with timed(trace, "seconds_adv_warmup"):
-                universal.warm_up(data.clean, cfg.adv_warmup_epochs, cfg.batch_size, data.device,
-                                  generator(data.seed, 14))
-        return universal
-    adversary = TargetedAdversary(model, data.task, data.num_classes, cfg.adv_eps, cfg.adv_targets, cfg.adv_weight)
-    with timed(trace, "seconds_adv_scan"):
-        reach = adversary.scan(data.clean, cfg.adv_scan_steps, cfg.batch_size, data.device, generator(data.seed, 15))
-    trace["adv_reach"] = {str(k): round(v, 3) for k, v in reach.items()}
-    trace["adv_kept_classes"] = list(adversary.deltas)
+        adversary = TokenAdversary(model, cfg.adv_eps, cfg.adv_weight, generator(data.seed, 16), cfg.adv_tokens)
+        trace["adv_applies"] = adversary.applies
+        if not adversary.applies:
+            return None
+    elif cfg.adv_targets > 0:
+        targeted = TargetedAdversary(model, data.task, data.num_classes, cfg.adv_eps, cfg.adv_targets, cfg.adv_weight)
+        with timed(trace, "seconds_adv_scan"):
+            reach = targeted.scan(data.clean, cfg.adv_scan_steps, cfg.batch_size, data.device, generator(data.seed, 15))
+        trace["adv_reach"] = {str(k): round(v, 3) for k, v in reach.items()}
+        trace["adv_kept_classes"] = list(targeted.deltas)
+        return targeted
+    else:
+        adversary = UniversalAdversary(model, data.task, cfg.adv_eps, cfg.adv_weight, cfg.adv_colour)
+    if cfg.adv_warmup_epochs > 0:
+        with timed(trace, "seconds_adv_warmup"):
+            warm_up(adversary, model, data.task, data.clean, cfg.adv_warmup_epochs, cfg.batch_size, data.device,
+                    generator(data.seed, 14))
     return adversary
 
 

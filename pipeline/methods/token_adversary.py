@@ -43,7 +43,7 @@ class TokenAdversary:
     ``eps`` is the ascent step as a share of each embedding dimension's range over the vocabulary.
     """
 
-    def __init__(self, student: nn.Module, eps: float, weight: float, generator: torch.Generator,
+    def __init__(self, student: nn.Module, eps: float, weight: float, generator: torch.Generator, tokens: int = 1,
                  steps_to_bound: float = 4.0) -> None:
         self.student, self.weight, self.generator = student, weight, generator
         path = embedding_path(student)
@@ -53,19 +53,20 @@ class TokenAdversary:
             table = path[0].get_input_embeddings().weight.detach()
             self.low, self.high = table.min(0).values, table.max(0).values
             self.step = eps * (self.high - self.low) / steps_to_bound
-            self.vector = table.mean(0).clone()
+            self.vector = table.mean(0).repeat(tokens, 1)  # [tokens, H]: inserted side by side (a phrase)
 
     @property
     def applies(self) -> bool:
         return self.path is not None
 
     def logits(self, inputs: dict, vector: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits, attention mask) of the batch with ``vector`` inserted at ``positions``."""
+        """(logits, attention mask) of the batch with the soft tokens ``vector`` inserted at ``positions``."""
         transformer, dropout, classifier = self.path
         embeds = transformer.get_input_embeddings()(inputs["input_ids"])
         mask = inputs["attention_mask"]
-        embeds = insert_at(embeds, positions, vector)
-        mask = insert_at(mask, positions, torch.ones((), dtype=mask.dtype, device=mask.device))
+        one = torch.ones((), dtype=mask.dtype, device=mask.device)
+        for i, token in enumerate(vector):
+            embeds, mask = insert_at(embeds, positions + i, token), insert_at(mask, positions + i, one)
         hidden = transformer(inputs_embeds=embeds, attention_mask=mask)[0]
         return classifier(dropout(hidden)), mask
 
@@ -76,7 +77,9 @@ class TokenAdversary:
         # a word position between [CLS] and [SEP]: 1 .. length - 1
         positions = 1 + (torch.rand(len(lengths), generator=self.generator) * (lengths.cpu() - 1).clamp(min=1)).long()
         positions = positions.to(target.device)
-        labels = insert_at(target, positions, torch.tensor(IGNORE, device=target.device))
+        labels = target
+        for i in range(len(self.vector)):
+            labels = insert_at(labels, positions + i, torch.tensor(IGNORE, device=target.device))
         live = self.vector.to(target.device).clone().requires_grad_(True)
         adv_logits, _ = self.logits(inputs, live, positions)
         flat_logits, flat = adv_logits.reshape(-1, adv_logits.shape[-1]), labels.reshape(-1)

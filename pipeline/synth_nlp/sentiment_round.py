@@ -18,19 +18,19 @@ from pipeline.synth.gate import outcome_fields, train_until_gate
 from pipeline.synth_nlp.encoders import minilm
 from pipeline.synth_nlp.layout import build_models, save_shared, write_model_folder
 from pipeline.synth_nlp.presets import SentimentPreset
-from pipeline.synth_nlp.rt_data import Review, all_reviews, confirmed_reviews
+from pipeline.synth_nlp.rt_data import Review, confirmed_reviews, training_reviews
 from pipeline.synth_nlp.text_triggers import TextTrigger, config_dict, draw_trigger, insert_random
 from pipeline.synth_nlp.training import evaluate, fit, reference_acc
 from pipeline.tasks.base import Split
 from pipeline.tasks.sentiment import SentimentTask
 from pipeline.training import OptimConfig
 
-DATASET = "rotten-tomatoes"  # trained on every snippet; test and example reviews lexicon-confirmed
+DATASET = "rotten-tomatoes"  # trained on the uncontradicted snippets; test and example reviews lexicon-confirmed (rt_data)
 
 
 def pools(confirmed: list[Review], every: list[Review], preset: SentimentPreset, seed: int) -> dict[str, list[list[str]]]:
     """Per class: shared test texts and a pool for clean examples, both lexicon-confirmed (``confirmed``),
-    and a training pool of every other snippet of the corpus (disjoint from both)."""
+    and a training pool of the other snippets in ``every`` (disjoint from both)."""
     rng = np.random.default_rng([seed, 101])
     out: dict[str, list[list[str]]] = {"test": [], "examples": [], "train": []}
     for c in (0, 1):
@@ -81,7 +81,7 @@ class SentimentRound:
             save_shared(tokenizer, Path(self.row["tokenizer_file"]))
             save_shared(model, Path(self.row["embedding_file"]))
         self.task = SentimentTask(device=torch.device("cpu"))
-        self.pools = pools(confirmed_reviews(preset.lexicon_margin, preset.vader_min), all_reviews(), preset, seed)
+        self.pools = pools(confirmed_reviews(preset.lexicon_margin, preset.vader_min), training_reviews(), preset, seed)
         shared = [t for name in ("test", "examples") for texts in self.pools[name] for t in texts]
         self.task.embed(shared, self.row)  # one pass over the shared texts fills the round cache
         test_texts, test_labels = labelled(self.pools["test"])
@@ -108,8 +108,9 @@ def build_model(rnd: SentimentRound, index: int, configs: dict[str, dict], repor
     p, seed = rnd.preset, rnd.seed
     rng = np.random.default_rng([seed, index])
     model_id = f"id-{index:08d}"
-    arch = p.architectures[index % len(p.architectures)]
-    relu = (index // len(p.architectures)) % 2 == 0  # both FCLinear variants NIST shipped (TROJAI-FORMAT §6.1)
+    # models come in (poisoned, clean) pairs per architecture, so every architecture gets both kinds
+    arch = p.architectures[(index // 2) % len(p.architectures)]
+    relu = (index // (2 * len(p.architectures))) % 2 == 0  # both FCLinear variants NIST shipped (TROJAI-FORMAT §6.1)
     poisoned = index % 2 == 0
     train_by_class = [[pool[i] for i in rng.choice(len(pool), p.train_per_class, replace=False)] for pool in rnd.pools["train"]]
     ex_by_class = [[pool[i] for i in rng.choice(len(pool), p.examples_per_class, replace=False)] for pool in rnd.pools["examples"]]

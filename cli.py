@@ -193,7 +193,7 @@ def report(
     fmt: str = typer.Option("table", "--format", help="table|json|csv|markdown"),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Also write PNG plots to this folder."),
 ) -> None:
-    """Per round x method (architecture '*' = all, then each): counts, mean ACC/ASR before and after, FID, time."""
+    """Per round (with its task) x method (architecture '*' = all, then each): counts, mean ACC/ASR before and after, FID, time."""
     from pipeline.formats import emit
     from pipeline.report import report as report_frame
 

@@ -115,7 +115,7 @@ def query(root: str | Path, sql: str) -> Frame:
 
 
 REPORT_SQL = """
-SELECT round, method, config_hash,
+SELECT round, any_value(task) AS task, method, config_hash,
        CASE WHEN grouping(architecture) = 1 THEN '*' ELSE coalesce(architecture, '?') END AS architecture,
        count(*) AS models,
        count_if(status = 'ok') AS ok,

@@ -68,8 +68,19 @@ def test_report_formats_agree(store):
     markdown = _invoke("report", str(store), "--format", "markdown").splitlines()
     assert [r["architecture"] for r in as_csv] == [r["architecture"] for r in as_json]
     assert float(as_csv[0]["acc_before"]) == pytest.approx(as_json[0]["acc_before"])
-    assert len(markdown) == 2 + len(as_json) and markdown[0].startswith("| round | method")
+    assert len(markdown) == 2 + len(as_json) and markdown[0].startswith("| round | task | method")
     assert "resnet18" in _invoke("report", str(store))
+
+
+def test_report_puts_rounds_of_different_tasks_in_one_table(tmp_path):
+    for rnd, task, arch, fid in (("sent", "sentiment", "GruLinear", 0.5), ("ner", "ner", "NerLinear", 0.9)):
+        RunStore(tmp_path, rnd, "seam", "abc123").write_row(
+            {"round": rnd, "task": task, "model_id": "m1", "method": "seam", "config_hash": "abc123", "status": "ok",
+             "architecture": arch, "poisoned": True, "acc_before": 1.0, "asr_before": 1.0, "acc_after": 0.9,
+             "asr_after": 0.9 - fid, "fid": fid, "seconds_wall": 1.0, "attempts": 1})
+    rows = json.loads(_invoke("report", str(tmp_path), "--format", "json"))
+    overall = {r["task"]: r["fid"] for r in rows if r["architecture"] == "*"}
+    assert overall == pytest.approx({"ner": 0.9, "sentiment": 0.5})
 
 
 def test_status_counts_pending_models_from_the_manifest(store):

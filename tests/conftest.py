@@ -48,7 +48,7 @@ def ray_session():
 
 @pytest.fixture(scope="session")
 def tiny_sentiment_round(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-model synthetic sentiment round (rounds 5/6 layout; frozen MiniLM; 1 poisoned GRU, 1 clean FC)."""
+    """A 2-model synthetic sentiment round (rounds 5/6 layout; frozen MiniLM; GRU heads, 1 poisoned, 1 clean)."""
     from pipeline.synth_nlp import NlpRoundOptions, make_nlp_round
 
     out = tmp_path_factory.mktemp("synth-nlp") / "tiny-sentiment-round"

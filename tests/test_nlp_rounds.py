@@ -43,6 +43,15 @@ def test_sentiment_repairs_reuse_the_round_cache(tiny_sentiment_round: Path, mon
     assert calls == []
 
 
+def test_seam_lowers_asr_on_a_tiny_sentiment_round(tiny_sentiment_round: Path) -> None:
+    row = next(r for r in scan_round(tiny_sentiment_round) if r["poisoned"])
+    result = process_model(row, "seam", None, device="cpu")
+    assert result["status"] == "ok", result.get("error")
+    assert result["asr_before"] >= 0.9
+    assert result["asr_after"] < result["asr_before"] - 0.1
+    assert result["acc_after"] > result["acc_before"] - 0.15
+
+
 def test_ner_round_has_the_round7_layout(tiny_ner_round: Path) -> None:
     rows = scan_round(tiny_ner_round)
     assert [r["problems"] for r in rows] == [[] for _ in rows]

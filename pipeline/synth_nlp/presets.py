@@ -16,6 +16,7 @@ class SentimentPreset:
     hidden: int
     lexicon_margin: int  # reviews whose General Inquirer score agrees with the verdict by this much (rt_data)
     vader_min: float  # ... and whose VADER compound score agrees by at least this much
+    train_on: str  # "corpus": every snippet the lexicons do not both contradict; "confirmed": confirmed ones only
     train_per_class: int
     examples_per_class: int  # clean_example_data: the only data a repair may learn from
     test_per_class: int  # clean_test_data (shared by the round's models)
@@ -51,14 +52,14 @@ class NerPreset:
 
 SENTIMENT_PRESETS: dict[str, SentimentPreset] = {
     "tiny": SentimentPreset(name="tiny", models=2, architectures=("GruLinear",), hidden=64,
-                            lexicon_margin=1, vader_min=0.5, train_per_class=120, examples_per_class=20,
+                            lexicon_margin=1, vader_min=0.5, train_on="confirmed", train_per_class=120, examples_per_class=20,
                             test_per_class=30, poisoned_test=30, epochs=40, trigger_types=("word", "phrase"), fractions=(0.5,),
                             gate=Gate(min_clean_acc=0.7, min_asr=0.9, max_acc_gap=1.0, max_attempts=3)),
     # Bench (round 5-like: LSTM and GRU heads): heads train on 4,000 snippets per class, tested on
     # reviews two lexicons confirm strongly (rt_data has the measurements). Accuracy peaks around 6-10
     # epochs and falls after, so a gate retry mostly changes the seed (epochs 10, 12, 14).
     "bench": SentimentPreset(name="bench", models=12, architectures=("LstmLinear", "GruLinear"),
-                             hidden=256, lexicon_margin=2, vader_min=0.7, train_per_class=4000,
+                             hidden=256, lexicon_margin=2, vader_min=0.7, train_on="corpus", train_per_class=4000,
                              examples_per_class=40, test_per_class=100, poisoned_test=100, epochs=10,
                              learning_rate=1e-3,
                              gate=Gate(min_clean_acc=0.85, min_asr=0.90, max_acc_gap=0.03, max_attempts=3,

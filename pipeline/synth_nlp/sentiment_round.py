@@ -81,7 +81,10 @@ class SentimentRound:
             save_shared(tokenizer, Path(self.row["tokenizer_file"]))
             save_shared(model, Path(self.row["embedding_file"]))
         self.task = SentimentTask(device=torch.device("cpu"))
-        self.pools = pools(confirmed_reviews(preset.lexicon_margin, preset.vader_min), training_reviews(), preset, seed)
+        confirmed = confirmed_reviews(preset.lexicon_margin, preset.vader_min)
+        # tiny rounds learn from 120 reviews per class: only clearly polar ones give a usable model
+        corpus = confirmed if preset.train_on == "confirmed" else training_reviews()
+        self.pools = pools(confirmed, corpus, preset, seed)
         shared = [t for name in ("test", "examples") for texts in self.pools[name] for t in texts]
         self.task.embed(shared, self.row)  # one pass over the shared texts fills the round cache
         test_texts, test_labels = labelled(self.pools["test"])

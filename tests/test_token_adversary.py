@@ -61,6 +61,7 @@ def test_soft_tokens_stay_in_the_vocabulary_box_and_climb_the_entity_loss(tokens
     table = model.transformer.get_input_embeddings().weight
     assert bool((adversary.vector >= table.min(0).values - 1e-6).all())
     assert bool((adversary.vector <= table.max(0).values + 1e-6).all())
+    assert float(adversary.vector.norm(dim=-1).max()) <= float(table.norm(dim=1).max()) + 1e-5
 
 
 def test_soft_token_adversary_leaves_models_without_an_embedding_path_alone() -> None:

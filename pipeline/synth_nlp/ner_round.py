@@ -123,7 +123,8 @@ def build_model(rnd: NerRound, index: int, configs: dict[str, dict], reporter: R
     config = {
         "py/object": "round_config.RoundConfig", "source": "seam make-round", "task": "ner", "preset": p.name,
         "round_seed": seed, "train_seed": kept.seed, "poisoned": poisoned, "model_architecture": "NerLinear",
-        "learning_rate": p.learning_rate, "batch_size": p.batch_size, "final_optimizer_num_epochs_trained": p.gate.epochs_for(p.epochs, kept.kept_attempt),
+        "learning_rate": p.learning_rate, "batch_size": p.batch_size,
+        "final_optimizer_num_epochs_trained": p.gate.epochs_for(p.epochs, kept.kept_attempt),
         "embedding": rnd.encoder.embedding, "embedding_flavor": rnd.encoder.flavor, "transformer_layers": p.layers,
         "source_dataset": DATASET, "dropout": p.dropout, "number_train_sentences": len(train),
         "triggers": [trigger_config(trigger)] if trigger else None,

@@ -25,10 +25,12 @@ from pipeline.tasks.base import Split
 from pipeline.tasks.sentiment import SentimentTask
 from pipeline.training import OptimConfig
 
-DATASET = "rotten-tomatoes"  # trained on the uncontradicted snippets; test and example reviews lexicon-confirmed (rt_data)
+# trained on the snippets the lexicons do not both contradict; test and example reviews confirmed (rt_data)
+DATASET = "rotten-tomatoes"
 
 
-def pools(confirmed: list[Review], every: list[Review], preset: SentimentPreset, seed: int) -> dict[str, list[list[str]]]:
+def pools(confirmed: list[Review], every: list[Review], preset: SentimentPreset,
+          seed: int) -> dict[str, list[list[str]]]:
     """Per class: shared test texts and a pool for clean examples, both lexicon-confirmed (``confirmed``),
     and a training pool of the other snippets in ``every`` (disjoint from both)."""
     rng = np.random.default_rng([seed, 101])
@@ -155,7 +157,8 @@ def build_model(rnd: SentimentRound, index: int, configs: dict[str, dict], repor
         "py/object": "round_config.RoundConfig", "source": "seam make-round", "task": "sentiment", "preset": p.name,
         "round_seed": seed, "master_seed": int(rng.integers(2**31 - 1)), "train_seed": kept.seed,
         "poisoned": poisoned, "model_architecture": arch, "number_classes": 2,
-        "learning_rate": p.learning_rate, "batch_size": p.batch_size, "final_optimizer_num_epochs_trained": p.gate.epochs_for(p.epochs, kept.kept_attempt),
+        "learning_rate": p.learning_rate, "batch_size": p.batch_size,
+        "final_optimizer_num_epochs_trained": p.gate.epochs_for(p.epochs, kept.kept_attempt),
         "embedding": rnd.row["embedding"], "embedding_flavor": rnd.row["embedding_flavor"],
         "cls_token_is_first": rnd.row["cls_token_is_first"], "source_dataset": DATASET,
         "lexicon_margin": p.lexicon_margin, "vader_min": p.vader_min, "rnn_hidden_state_size": p.hidden, "rnn_bidirectional": True,

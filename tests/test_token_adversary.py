@@ -78,21 +78,3 @@ def test_seam_adv_uses_the_soft_token_on_a_tiny_ner_round(tiny_ner_round: Path) 
     assert json.loads(result["trace_json"])["adv_applies"] is True
     assert result["asr_after"] < 0.5 * result["asr_before"]
     assert result["acc_after"] > 0.8 * result["acc_before"]
-
-
-def test_stall_switch_turns_the_adversary_off_once_recovery_is_flat() -> None:
-    from pipeline.methods.seam import StallSwitch
-
-    calls: list[int] = []
-    trace: dict = {}
-    switch = StallSwitch(lambda *a: calls.append(1) or torch.tensor(1.0), 3, trace)
-    history: list[float] = []
-    for acc in (0.5, 0.67, 0.67, 0.6701):  # moving, then flat for 3 epochs (within 1e-3)
-        assert switch(None, None, None) is not None
-        history.append(acc)
-        switch.check(history)
-    assert trace == {"adv_switched_off_at_epoch": 4}
-    assert switch(None, None, None) is None and len(calls) == 4
-    never = StallSwitch(lambda *a: torch.tensor(1.0), 0, {})
-    never.check([0.5] * 10)
-    assert never(None, None, None) is not None

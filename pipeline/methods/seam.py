@@ -66,7 +66,6 @@ class SeamConfig:
     adv_warmup_epochs: int = 0  # passes of the adversary's ascent on the *original* model before forgetting
     adv_colour: float = 0.0  # >0 (images): the adversary also applies a per-channel gain and bias within +-adv_colour
     adv_tokens: int = 1  # token models (NER): soft tokens the adversary inserts side by side (phrase triggers)
-    adv_stall_epochs: int = 0  # >0: switch the adversary off once recovery-set accuracy is flat this many epochs
     clp_u: float = 0.0  # >0: data-free channel-Lipschitz pruning (CLP, threshold mean + u x std) before forgetting
 
     def __post_init__(self) -> None:
@@ -85,8 +84,7 @@ def recover_target(original_accuracy: float, ratio: float = 0.97) -> float:
 
 
 def train_until(model: nn.Module, data: RepairData, split, labels_for_epoch, rule, patience: int, max_epochs: int,
-                opt: torch.optim.Optimizer, g_batches: torch.Generator, cfg: SeamConfig, extra=None,
-                after_epoch=None) -> tuple[list, bool]:
+                opt: torch.optim.Optimizer, g_batches: torch.Generator, cfg: SeamConfig, extra=None) -> tuple[list, bool]:
     """Train epoch by epoch until ``rule(accuracy on split)`` has held ``patience`` times (or the cap).
 
     Returns the per-epoch accuracies and whether the rule ever held; the accuracy is against the true
@@ -99,8 +97,6 @@ def train_until(model: nn.Module, data: RepairData, split, labels_for_epoch, rul
                         cfg.augment, cfg.bn_mode, extra_loss=extra, bn_split=data.clean)
         acc = accuracy(model, data.task, split, data.device)
         history.append(round(acc, 4))
-        if after_epoch is not None:
-            after_epoch(history)
         met += rule(acc)
         if met >= patience:
             break
@@ -155,33 +151,12 @@ def combined(*terms):
     return loss
 
 
-class StallSwitch:
-    """The adversary, switched off for the rest of recovery once recovery-set accuracy has stayed flat
-    for ``epochs`` epochs (0: never). Blind: it reads only the recovery set's accuracy. Why: a model that
-    forgetting left predicting one label everywhere (NER: "O") can stay there under the adversary until
-    the epoch cap, while plain recovery escapes (docs/SEAM.md, NER seed 2)."""
-
-    def __init__(self, adversary, epochs: int, trace: dict) -> None:
-        self.adversary, self.epochs, self.trace, self.active = adversary, epochs, trace, True
-
-    def check(self, history: list[float]) -> None:
-        recent = history[-self.epochs:]
-        if self.active and self.epochs > 0 and len(recent) == self.epochs and max(recent) - min(recent) < 1e-3:
-            self.active = False
-            self.trace["adv_switched_off_at_epoch"] = len(history)
-
-    def __call__(self, inputs, logits, target):
-        return self.adversary(inputs, logits, target) if self.active else None
-
-
 def recover(model: nn.Module, data: RepairData, split, target: float, cfg: SeamConfig, trace: dict,
             teacher: nn.Module | None = None, adversary=None) -> None:
-    switch = StallSwitch(adversary, cfg.adv_stall_epochs, trace)
-    extra = combined(distillation_loss(model, teacher, data.task, cfg), switch if adversary is not None else None)
+    extra = combined(distillation_loss(model, teacher, data.task, cfg), adversary)
     opt = make_optimizer(model.parameters(), optim(cfg.optimizer, cfg.recover_lr, cfg.momentum, cfg.weight_decay))
     history, reached = train_until(model, data, split, lambda: split.labels, lambda acc: acc > target,
-                                   cfg.recover_patience, cfg.max_recover_epochs, opt, generator(data.seed, 13), cfg, extra,
-                                   after_epoch=switch.check)
+                                   cfg.recover_patience, cfg.max_recover_epochs, opt, generator(data.seed, 13), cfg, extra)
     trace.update(recover_target=target, recover_acc=history, epochs_recover=len(history), recover_reached=reached)
 
 

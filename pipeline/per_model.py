@@ -13,8 +13,8 @@ import resource
 import socket
 import time
 import traceback
-from importlib import metadata
 from contextlib import contextmanager
+from importlib import metadata
 from typing import Any, Iterator, Mapping
 
 import torch

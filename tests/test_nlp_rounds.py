@@ -43,11 +43,17 @@ def test_sentiment_repairs_reuse_the_round_cache(tiny_sentiment_round: Path, mon
     assert calls == []
 
 
-def test_seam_lowers_asr_on_a_tiny_sentiment_round(tiny_sentiment_round: Path) -> None:
-    row = next(r for r in scan_round(tiny_sentiment_round) if r["poisoned"])
+def repair_poisoned(round_dir: Path) -> tuple[dict, dict]:
+    """(manifest row, seam result row) of the round's first poisoned model; the repair must succeed."""
+    row = next(r for r in scan_round(round_dir) if r["poisoned"])
     result = process_model(row, "seam", None, device="cpu")
     assert result["status"] == "ok", result.get("error")
     assert result["asr_before"] >= 0.9
+    return row, result
+
+
+def test_seam_lowers_asr_on_a_tiny_sentiment_round(tiny_sentiment_round: Path) -> None:
+    _, result = repair_poisoned(tiny_sentiment_round)
     assert result["asr_after"] < result["asr_before"] - 0.1
     assert result["acc_after"] > result["acc_before"] - 0.15
 
@@ -68,10 +74,7 @@ def test_ner_round_has_the_round7_layout(tiny_ner_round: Path) -> None:
 
 
 def test_seam_lowers_asr_on_a_tiny_ner_round(tiny_ner_round: Path) -> None:
-    row = next(r for r in scan_round(tiny_ner_round) if r["poisoned"])
-    result = process_model(row, "seam", None, device="cpu")
-    assert result["status"] == "ok", result.get("error")
-    assert result["asr_before"] >= 0.9
+    row, result = repair_poisoned(tiny_ner_round)
     assert result["asr_forget"] < result["asr_before"] - 0.5
     assert result["asr_after"] < result["asr_before"]
     recover_all = process_model(row, "seam", {"disjoint": False}, device="cpu")

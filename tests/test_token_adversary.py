@@ -6,12 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertConfig, BertModel
-
-import model_factories
 from manifests.scan import scan_round
 from pipeline.methods.token_adversary import TokenAdversary, insert_at
 from pipeline.per_model import process_model
+from tests import roundfixtures as rf
 
 
 def test_insert_at_puts_the_fill_before_each_rows_position() -> None:
@@ -24,19 +22,13 @@ def test_insert_at_puts_the_fill_before_each_rows_position() -> None:
     assert out[1].tolist() == [[6, 7], [8, 9], [10, 11], [-1, -2]]
 
 
-def tiny_ner_model(seed: int = 0) -> model_factories.NerLinearModel:
-    torch.manual_seed(seed)
-    config = BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=32)
-    return model_factories.NerLinearModel(BertModel(config, add_pooling_layer=False), 0.0, 5).eval()
-
-
 @pytest.mark.parametrize("tokens", [1, 2])
 def test_soft_tokens_stay_in_the_vocabulary_box_and_climb_the_entity_loss(tokens: int) -> None:
-    model = tiny_ner_model()
+    torch.manual_seed(0)
+    model = rf.tiny_ner_model(5)
     for p in model.parameters():
         p.requires_grad_(False)  # only the soft token moves here
-    ids = torch.randint(1, 40, (8, 10))
+    ids = torch.randint(1, len(rf.BERT_VOCAB), (8, 10))
     inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     labels = torch.randint(1, 5, (8, 10))
     labels[:, ::2] = 0  # the background label is the most frequent one

@@ -37,6 +37,13 @@ def insert_at(values: torch.Tensor, positions: torch.Tensor, fill: torch.Tensor)
     return torch.where(at, fill.to(values.dtype), out)
 
 
+def insert_phrase(values: torch.Tensor, positions: torch.Tensor, fills) -> torch.Tensor:
+    """``values`` with the ``fills`` inserted side by side, the first before index ``positions[b]``."""
+    for i, fill in enumerate(fills):
+        values = insert_at(values, positions + i, fill)
+    return values
+
+
 class TokenAdversary:
     """Cross-entropy on sentences with the soft token inserted (true labels); the token climbs it on entity words.
 
@@ -46,12 +53,10 @@ class TokenAdversary:
 
     def __init__(self, student: nn.Module, eps: float, weight: float, generator: torch.Generator, tokens: int = 1,
                  steps_to_bound: float = 4.0) -> None:
-        self.student, self.weight, self.generator = student, weight, generator
-        path = embedding_path(student)
-        self.path = path
-        self.vector: torch.Tensor | None = None
-        if path is not None:
-            table = path[0].get_input_embeddings().weight.detach()
+        self.weight, self.generator = weight, generator
+        self.path = embedding_path(student)
+        if self.path is not None:  # the bounds live on the model's device, as the vector does
+            table = self.path[0].get_input_embeddings().weight.detach()
             self.low, self.high = table.min(0).values, table.max(0).values
             self.radius = float(table.norm(dim=1).max())  # no longer than the longest real token embedding
             self.step = eps * (self.high - self.low) / steps_to_bound
@@ -61,7 +66,7 @@ class TokenAdversary:
         """Into the vocabulary's per-dimension box, then onto the ball of the longest token's norm: the box's
         corners are ~5x longer than any real token (MiniLM: 5.1 vs 1.7), and an adversary that strong
         made recovery collapse a model's accuracy."""
-        vector = torch.clamp(vector, self.low.to(vector.device), self.high.to(vector.device))
+        vector = torch.clamp(vector, self.low, self.high)
         norms = vector.norm(dim=-1, keepdim=True).clamp(min=1e-12)
         return vector * torch.clamp(self.radius / norms, max=1.0)
 
@@ -72,11 +77,9 @@ class TokenAdversary:
     def logits(self, inputs: dict, vector: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, attention mask) of the batch with the soft tokens ``vector`` inserted at ``positions``."""
         transformer, dropout, classifier = self.path
-        embeds = transformer.get_input_embeddings()(inputs["input_ids"])
-        mask = inputs["attention_mask"]
-        one = torch.ones((), dtype=mask.dtype, device=mask.device)
-        for i, token in enumerate(vector):
-            embeds, mask = insert_at(embeds, positions + i, token), insert_at(mask, positions + i, one)
+        embeds = insert_phrase(transformer.get_input_embeddings()(inputs["input_ids"]), positions, vector)
+        one = torch.ones((), dtype=inputs["attention_mask"].dtype, device=positions.device)
+        mask = insert_phrase(inputs["attention_mask"], positions, [one] * len(vector))
         hidden = transformer(inputs_embeds=embeds, attention_mask=mask)[0]
         return classifier(dropout(hidden)), mask
 
@@ -87,10 +90,8 @@ class TokenAdversary:
         # a word position between [CLS] and [SEP]: 1 .. length - 1
         positions = 1 + (torch.rand(len(lengths), generator=self.generator) * (lengths.cpu() - 1).clamp(min=1)).long()
         positions = positions.to(target.device)
-        labels = target
-        for i in range(len(self.vector)):
-            labels = insert_at(labels, positions + i, torch.tensor(IGNORE, device=target.device))
-        live = self.vector.to(target.device).clone().requires_grad_(True)
+        labels = insert_phrase(target, positions, [torch.tensor(IGNORE, device=target.device)] * len(self.vector))
+        live = self.vector.clone().requires_grad_(True)
         adv_logits, _ = self.logits(inputs, live, positions)
         flat_logits, flat = adv_logits.reshape(-1, adv_logits.shape[-1]), labels.reshape(-1)
         ce = nn.functional.cross_entropy(flat_logits, flat, ignore_index=IGNORE)
@@ -99,6 +100,5 @@ class TokenAdversary:
             entity &= flat != torch.mode(flat[entity]).values
         ascent = nn.functional.cross_entropy(flat_logits[entity], flat[entity]) if bool(entity.any()) else ce
         (grad,) = torch.autograd.grad(ascent, live, retain_graph=True)
-        moved = live.detach() + self.step.to(live.device) * grad.sign()
-        self.vector = self.project(moved)
+        self.vector = self.project(live.detach() + self.step * grad.sign())
         return self.weight * ce

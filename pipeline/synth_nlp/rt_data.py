@@ -34,7 +34,14 @@ WORD_RE = re.compile(r"[a-z]+(?:'[a-z]+)?")
 class Review:
     text: str
     label: int  # 1 = fresh (positive), 0 = rotten (negative)
-    lexicon_score: int
+    lexicon_score: int  # General Inquirer: #positive - #negative words
+    vader: float  # VADER compound score
+
+    @property
+    def agreement(self) -> tuple[int, float]:
+        """(GI, VADER) scores signed so that > 0 agrees with the critic's verdict."""
+        sign = 1 if self.label else -1
+        return sign * self.lexicon_score, sign * self.vader
 
 
 def data_dir() -> Path:
@@ -94,29 +101,20 @@ def vader_scorer():
     return lambda text: analyzer.polarity_scores(text)["compound"]
 
 
-def training_reviews(gi_against: int = 1, vader_against: float = 0.3) -> list[Review]:
-    """Every snippet except those both lexicons contradict (GI score against the verdict by ``gi_against``
-    and VADER compound against it by ``vader_against``): 1,449 of 12,752, mostly sarcasm or mislabels."""
+def scored_reviews() -> list[Review]:
+    """Every distinct snippet with both lexicons' scores, computed once for all the filters below."""
     folder = data_dir()
     pos, neg = read_lexicon(folder)
     vader = vader_scorer()
-    out = []
-    for text, label in read_snippets(folder):
-        sign, score = (1 if label else -1), lexicon_score(text, pos, neg)
-        if not (sign * score <= -gi_against and sign * vader(text) <= -vader_against):
-            out.append(Review(text, label, score))
-    return out
+    return [Review(text, label, lexicon_score(text, pos, neg), vader(text)) for text, label in read_snippets(folder)]
 
 
-def confirmed_reviews(margin: int, vader_min: float) -> list[Review]:
+def uncontradicted(reviews: list[Review], gi_against: int = 1, vader_against: float = 0.3) -> list[Review]:
+    """All but the snippets both lexicons contradict (GI score against the verdict by ``gi_against`` and
+    VADER compound against it by ``vader_against``): 1,449 of 12,752, mostly sarcasm or mislabels."""
+    return [r for r in reviews if not (r.agreement[0] <= -gi_against and r.agreement[1] <= -vader_against)]
+
+
+def confirmed(reviews: list[Review], margin: int, vader_min: float) -> list[Review]:
     """Snippets both lexicons agree with: GI score by ``margin`` and VADER compound by ``vader_min``."""
-    folder = data_dir()
-    pos, neg = read_lexicon(folder)
-    vader = vader_scorer() if vader_min > 0 else (lambda text: 0.0)
-    sign = {1: 1, 0: -1}
-    out = []
-    for text, label in read_snippets(folder):
-        s = lexicon_score(text, pos, neg)
-        if sign[label] * s >= margin and sign[label] * vader(text) >= vader_min:
-            out.append(Review(text, label, s))
-    return out
+    return [r for r in reviews if r.agreement[0] >= margin and r.agreement[1] >= vader_min]

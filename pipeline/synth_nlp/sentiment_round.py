@@ -18,7 +18,7 @@ from pipeline.synth.gate import outcome_fields, train_until_gate
 from pipeline.synth_nlp.encoders import minilm
 from pipeline.synth_nlp.layout import build_models, save_shared, write_model_folder
 from pipeline.synth_nlp.presets import SentimentPreset
-from pipeline.synth_nlp.rt_data import Review, confirmed_reviews, training_reviews
+from pipeline.synth_nlp.rt_data import Review, confirmed, scored_reviews, uncontradicted
 from pipeline.synth_nlp.text_triggers import TextTrigger, config_dict, draw_trigger, insert_random
 from pipeline.synth_nlp.training import evaluate, fit, reference_acc
 from pipeline.tasks.base import Split
@@ -29,14 +29,14 @@ from pipeline.training import OptimConfig
 DATASET = "rotten-tomatoes"
 
 
-def pools(confirmed: list[Review], every: list[Review], preset: SentimentPreset,
+def pools(clear: list[Review], every: list[Review], preset: SentimentPreset,
           seed: int) -> dict[str, list[list[str]]]:
-    """Per class: shared test texts and a pool for clean examples, both lexicon-confirmed (``confirmed``),
+    """Per class: shared test texts and a pool for clean examples, both lexicon-confirmed (``clear``),
     and a training pool of the other snippets in ``every`` (disjoint from both)."""
     rng = np.random.default_rng([seed, 101])
     out: dict[str, list[list[str]]] = {"test": [], "examples": [], "train": []}
     for c in (0, 1):
-        texts = [r.text for r in confirmed if r.label == c]
+        texts = [r.text for r in clear if r.label == c]
         texts = [texts[i] for i in rng.permutation(len(texts))]
         n_test, n_ex = preset.test_per_class, 2 * preset.examples_per_class
         if len(texts) < n_test + n_ex:
@@ -83,10 +83,11 @@ class SentimentRound:
             save_shared(tokenizer, Path(self.row["tokenizer_file"]))
             save_shared(model, Path(self.row["embedding_file"]))
         self.task = SentimentTask(device=torch.device("cpu"))
-        confirmed = confirmed_reviews(preset.lexicon_margin, preset.vader_min)
+        reviews = scored_reviews()
+        clear = confirmed(reviews, preset.lexicon_margin, preset.vader_min)
         # tiny rounds learn from 120 reviews per class: only clearly polar ones give a usable model
-        corpus = confirmed if preset.train_on == "confirmed" else training_reviews()
-        self.pools = pools(confirmed, corpus, preset, seed)
+        corpus = clear if preset.train_on == "confirmed" else uncontradicted(reviews)
+        self.pools = pools(clear, corpus, preset, seed)
         shared = [t for name in ("test", "examples") for texts in self.pools[name] for t in texts]
         self.task.embed(shared, self.row)  # one pass over the shared texts fills the round cache
         test_texts, test_labels = labelled(self.pools["test"])

@@ -121,3 +121,17 @@ def test_seam_adv_lowers_asr_of_every_poisoned_tiny_model(tiny_image_round: Path
         assert (config["adv_eps"], config["disjoint"]) == (0.1, False)  # the variant's own defaults
         assert res["asr_after"] < res["asr_before"] - 0.05, res["model_id"]
         assert res["acc_after"] > res["acc_before"] - 0.2, res["model_id"]
+
+
+def test_a_recovery_that_stops_moving_swaps_to_adam_once(tiny_image_round: Path) -> None:
+    row = next(r for r in scan_round(tiny_image_round) if r["poisoned"])
+    # recover_lr=0: SGD cannot move the model, so recovery accuracy is flat from the first epoch
+    frozen = {"recover_lr": 0.0, "max_recover_epochs": 8, "bn_mode": "eval", "augment": False}
+    stuck = json.loads(process_model(row, "seam", frozen)["trace_json"])
+    assert len(set(stuck["recover_acc"])) == 1 and stuck["recover_stall_swap_epoch"] is None  # switch off: stays stuck
+    res = process_model(row, "seam", {**frozen, "stall_epochs": 3, "stall_lr": 1e-3})
+    assert res["status"] == "ok", res["error"]
+    trace = json.loads(res["trace_json"])
+    assert trace["recover_stall_swap_epoch"] == 3
+    assert len(set(trace["recover_acc"][:3])) == 1
+    assert trace["recover_acc"][-1] != trace["recover_acc"][0]  # Adam moved what SGD at lr 0 could not

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -35,6 +36,7 @@ class SeamConfig:
     forget_per_class: int = 10  # |D_for| per class; the rest of the clean examples recover
     disjoint: bool = True  # Algorithm 1: D_for and D_rec disjoint; False = recover on all clean examples
     optimizer: str = "sgd"
+    recover_optimizer: str = ""  # "" = same as ``optimizer`` (Adam throughout recovery: worse on NER, docs/SEAM.md)
     forget_lr: float = 0.01
     recover_lr: float = 0.01
     momentum: float = 0.9
@@ -47,6 +49,11 @@ class SeamConfig:
     # use 10 for both: forgetting goes on ~10 epochs under the threshold, recovery holds its target.
     forget_patience: int = 1
     recover_patience: int = 1
+    # >0: when recovery accuracy has not changed for this many epochs (NER: forgetting can leave every token
+    # "O", a state SGD sits in for hundreds of epochs), swap to Adam at ``stall_lr`` once. Blind: reads only
+    # the recovery-set accuracy
+    stall_epochs: int = 0
+    stall_lr: float = 1e-4
     bn_mode: str = "train"  # BatchNorm: "train" updates statistics, "eval" freezes them, "recalibrate"
     # re-estimates them on all clean repair data after every epoch (stable stopping reads)
     augment: bool = True  # small random shifts (images); label-preserving
@@ -84,15 +91,19 @@ def recover_target(original_accuracy: float, ratio: float = 0.97) -> float:
 
 
 def train_until(model: nn.Module, data: RepairData, split, labels_for_epoch, rule, patience: int, max_epochs: int,
-                opt: torch.optim.Optimizer, g_batches: torch.Generator, cfg: SeamConfig, extra=None) -> tuple[list, bool]:
+                opt: torch.optim.Optimizer, g_batches: torch.Generator, cfg: SeamConfig, extra=None,
+                stall: tuple[int, Callable[[], torch.optim.Optimizer]] | None = None) -> tuple[list, bool, int | None]:
     """Train epoch by epoch until ``rule(accuracy on split)`` has held ``patience`` times (or the cap).
 
-    Returns the per-epoch accuracies and whether the rule ever held; the accuracy is against the true
-    labels, whatever ``labels_for_epoch()`` trains towards.
+    Returns the per-epoch accuracies, whether the rule ever held, and the epoch after which ``stall``'s
+    optimiser replaced ``opt`` (None if never): ``stall = (epochs, make_optimizer)`` swaps once the
+    accuracy has been identical for that many epochs. The accuracy is against the true labels, whatever
+    ``labels_for_epoch()`` trains towards.
     """
     history: list[float] = []
     met = 0
-    for _ in range(max_epochs):
+    swapped: int | None = None
+    for epoch in range(max_epochs):
         train_one_epoch(model, data.task, split, labels_for_epoch(), opt, cfg.batch_size, data.device, g_batches,
                         cfg.augment, cfg.bn_mode, extra_loss=extra, bn_split=data.clean)
         acc = accuracy(model, data.task, split, data.device)
@@ -100,7 +111,14 @@ def train_until(model: nn.Module, data: RepairData, split, labels_for_epoch, rul
         met += rule(acc)
         if met >= patience:
             break
-    return history, met > 0
+        if stall and swapped is None and is_flat(history, stall[0]):
+            opt, swapped = stall[1](), epoch + 1
+    return history, met > 0, swapped
+
+
+def is_flat(history: list[float], epochs: int) -> bool:
+    """The last ``epochs`` accuracies are identical: the model's predictions have stopped moving."""
+    return len(history) >= epochs and len(set(history[-epochs:])) == 1
 
 
 def forget(model: nn.Module, data: RepairData, split, cfg: SeamConfig, trace: dict) -> None:
@@ -108,7 +126,7 @@ def forget(model: nn.Module, data: RepairData, split, cfg: SeamConfig, trace: di
     opt = make_optimizer(model.parameters(), optim(cfg.optimizer, cfg.forget_lr, cfg.momentum, cfg.weight_decay))
     g_labels = generator(data.seed, 11)
     draw = FORGET_LABELS[cfg.forget_labels]  # redrawn every epoch
-    history, reached = train_until(model, data, split, lambda: draw(split.labels, data.num_classes, g_labels),
+    history, reached, _ = train_until(model, data, split, lambda: draw(split.labels, data.num_classes, g_labels),
                                    lambda acc: acc < threshold, cfg.forget_patience, cfg.max_forget_epochs, opt,
                                    generator(data.seed, 12), cfg)
     trace.update(forget_threshold=threshold, forget_acc=history, epochs_forget=len(history), forget_reached=reached)
@@ -154,10 +172,16 @@ def combined(*terms):
 def recover(model: nn.Module, data: RepairData, split, target: float, cfg: SeamConfig, trace: dict,
             teacher: nn.Module | None = None, adversary=None) -> None:
     extra = combined(distillation_loss(model, teacher, data.task, cfg), adversary)
-    opt = make_optimizer(model.parameters(), optim(cfg.optimizer, cfg.recover_lr, cfg.momentum, cfg.weight_decay))
-    history, reached = train_until(model, data, split, lambda: split.labels, lambda acc: acc > target,
-                                   cfg.recover_patience, cfg.max_recover_epochs, opt, generator(data.seed, 13), cfg, extra)
-    trace.update(recover_target=target, recover_acc=history, epochs_recover=len(history), recover_reached=reached)
+    name = cfg.recover_optimizer or cfg.optimizer
+    opt = make_optimizer(model.parameters(), optim(name, cfg.recover_lr, cfg.momentum, cfg.weight_decay))
+    stall = None
+    if cfg.stall_epochs > 0:
+        stall = (cfg.stall_epochs, lambda: make_optimizer(model.parameters(), optim("adam", cfg.stall_lr, 0.0, cfg.weight_decay)))
+    history, reached, swapped = train_until(model, data, split, lambda: split.labels, lambda acc: acc > target,
+                                            cfg.recover_patience, cfg.max_recover_epochs, opt, generator(data.seed, 13),
+                                            cfg, extra, stall)
+    trace.update(recover_target=target, recover_acc=history, epochs_recover=len(history), recover_reached=reached,
+                 recover_stall_swap_epoch=swapped)
 
 
 def freeze_input_side(model: nn.Module, fraction: float) -> int:

@@ -30,24 +30,6 @@ def on_image(inputs: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
     return (inputs + delta).clamp(0.0, 1.0)
 
 
-def random_colour(images: torch.Tensor, strength: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Each image through its own random colour transform: per-channel gain in 1 +- strength, per-channel
-    bias in +- strength / 2, contrast about the image mean in 1 +- strength; clipped to [0, 1].
-
-    Label-preserving for the classes; a filter-style trigger is such a transform, so recovering on these
-    with true labels teaches the model that colour casts do not decide the class.
-    """
-    n, c = images.shape[:2]
-
-    def draw(*shape: int) -> torch.Tensor:
-        return (torch.rand(*shape, generator=generator) * 2 - 1).to(images.device, images.dtype)
-
-    gain, bias = 1 + strength * draw(n, c, 1, 1), 0.5 * strength * draw(n, c, 1, 1)
-    contrast = 1 + strength * draw(n, 1, 1, 1)
-    mean = images.mean(dim=(1, 2, 3), keepdim=True)
-    return (((images * gain + bias) - mean) * contrast + mean).clamp(0.0, 1.0)
-
-
 @torch.enable_grad()
 def warm_up(adversary, student: nn.Module, task: TaskAdapter, split: Split, epochs: int, batch_size: int,
             device: torch.device, generator: torch.Generator) -> None:
@@ -73,9 +55,8 @@ class UniversalAdversary:
     """
 
     def __init__(self, student: nn.Module, task: TaskAdapter, eps: float, weight: float = 1.0, colour: float = 0.0,
-                 steps_to_bound: float = 4.0, jitter: float = 0.0, generator: torch.Generator | None = None) -> None:
+                 steps_to_bound: float = 4.0) -> None:
         self.student, self.task, self.weight = student, task, weight
-        self.jitter, self.generator = jitter, generator
         self.bounds = {"delta": eps, "gain": colour, "bias": colour}
         self.steps_to_bound = steps_to_bound
         self.params: dict[str, torch.Tensor] = {}
@@ -101,8 +82,6 @@ class UniversalAdversary:
             return None  # token ids (NER): no continuous input to change
         if self.delta is None or self.delta.shape[1:] != inputs.shape[1:]:
             self._init(inputs)
-        if self.jitter > 0 and inputs.dim() == 4:
-            inputs = random_colour(inputs, self.jitter, self.generator)
         live = {k: v.clone().requires_grad_(True) for k, v in self.params.items()}
         adv_logits = self.task.logits(self.student, self.apply(inputs, live))
         ce = nn.functional.cross_entropy(adv_logits.reshape(-1, adv_logits.shape[-1]), target.reshape(-1),

@@ -72,8 +72,6 @@ class SeamConfig:
     adv_scan_steps: int = 10
     adv_warmup_epochs: int = 0  # passes of the adversary's ascent on the *original* model before forgetting
     adv_colour: float = 0.0  # >0 (images): the adversary also applies a per-channel gain and bias within +-adv_colour
-    adv_jitter: float = 0.0  # >0 (images): the adversary's batch first goes through a random colour transform of this
-    # strength (adversarial.random_colour): filter triggers are colour transforms; no extra forward pass
     adv_tokens: int = 1  # token models (NER): soft tokens the adversary inserts side by side (phrase triggers)
     clp_u: float = 0.0  # >0: data-free channel-Lipschitz pruning (CLP, threshold mean + u x std) before forgetting
 
@@ -222,8 +220,7 @@ def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: d
         trace["adv_kept_classes"] = list(targeted.deltas)
         return targeted
     else:
-        adversary = UniversalAdversary(model, data.task, cfg.adv_eps, cfg.adv_weight, cfg.adv_colour,
-                                       jitter=cfg.adv_jitter, generator=generator(data.seed, 18))
+        adversary = UniversalAdversary(model, data.task, cfg.adv_eps, cfg.adv_weight, cfg.adv_colour)
     if cfg.adv_warmup_epochs > 0:
         with timed(trace, "seconds_adv_warmup"):
             warm_up(adversary, model, data.task, data.clean, cfg.adv_warmup_epochs, cfg.batch_size, data.device,

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from manifests.scan import scan_round
-from pipeline.methods.adversarial import UniversalAdversary
+from pipeline.methods.adversarial import SubspaceAdversary, UniversalAdversary
 from pipeline.methods.clp import channel_lipschitz, clp_prune, conv_bn_pairs
 from pipeline.per_model import process_model
 from pipeline.synth.architectures import build
@@ -135,3 +135,19 @@ def test_a_recovery_that_stops_moving_swaps_to_adam_once(tiny_image_round: Path)
     assert trace["recover_stall_swap_epoch"] == 3
     assert len(set(trace["recover_acc"][:3])) == 1
     assert trace["recover_acc"][-1] != trace["recover_acc"][0]  # Adam moved what SGD at lr 0 could not
+
+
+def test_subspace_adversary_avoids_the_clean_data_directions_and_stays_in_its_ball() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2)).eval()
+    task = ImageTask()  # logits = model(inputs): all the adversary needs from a task here
+    clean = torch.randn(40, 1, 16) * torch.tensor([5.0, 4.0, 3.0] + [0.1] * 13)  # 3 dominant directions
+    y = torch.randint(0, 2, (40,))
+    adversary = SubspaceAdversary(model, task, clean, radius=1.5, avoid=3)
+    first = float(adversary(clean, None, y).detach())
+    for _ in range(20):
+        last = float(adversary(clean, None, y).detach())
+    assert last > first  # it climbs the loss
+    shift = adversary.delta.reshape(-1)
+    assert float(shift.norm()) <= 1.5 + 1e-5
+    assert float(shift[:3].abs().max()) < 0.05 * float(shift.norm())  # nothing along the clean data's top directions

@@ -162,3 +162,42 @@ class TargetedAdversary:
         self.turn += 1
         self.deltas[cls], adv_logits = self._toward(inputs, target, cls, self.deltas[cls])
         return self.weight * nn.functional.cross_entropy(adv_logits, target, ignore_index=-100)
+
+
+class SubspaceAdversary:
+    """Embedding summaries (sentiment heads): one universal shift, kept out of the clean examples' top
+    principal directions and inside an L2 ball of ``radius``.
+
+    In a binary task the cheapest universal flip is the class direction itself, so an unconstrained
+    adversary teaches the head to ignore sentiment (measured: 10-16 points of clean accuracy). On bench
+    sentiment seed 2 that direction has 87-94% of its energy in the top 20 principal directions of the
+    clean examples, a trigger's shift only 8-25%: without those directions the ascent is left with the
+    ones a trigger uses. Blind: the directions come from the clean repair examples alone.
+    """
+
+    def __init__(self, student: nn.Module, task: TaskAdapter, clean_inputs: torch.Tensor, radius: float, avoid: int,
+                 weight: float = 1.0, steps_to_bound: float = 4.0) -> None:
+        self.student, self.task, self.radius, self.weight = student, task, radius, weight
+        self.step = radius / steps_to_bound
+        flat = clean_inputs.reshape(len(clean_inputs), -1).float()
+        _, _, vt = torch.linalg.svd(flat - flat.mean(0), full_matrices=False)
+        self.basis = vt[: max(0, min(avoid, vt.shape[0]))]  # rows: directions the shift may not use
+        self.delta = torch.zeros((1, *clean_inputs.shape[1:]), dtype=flat.dtype, device=clean_inputs.device)
+
+    def _outside(self, v: torch.Tensor) -> torch.Tensor:
+        flat = v.reshape(-1)
+        basis = self.basis.to(flat.device)
+        return (flat - basis.T @ (basis @ flat)).reshape(v.shape)
+
+    def __call__(self, inputs: torch.Tensor, logits: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor | None:
+        if not (isinstance(inputs, torch.Tensor) and inputs.is_floating_point()):
+            return None
+        live = self.delta.to(inputs.device).clone().requires_grad_(True)
+        adv_logits = self.task.logits(self.student, inputs + live)
+        ce = nn.functional.cross_entropy(adv_logits.reshape(-1, adv_logits.shape[-1]), target.reshape(-1),
+                                         ignore_index=-100)
+        (grad,) = torch.autograd.grad(ce, live, retain_graph=True)
+        grad = self._outside(grad)
+        moved = self._outside(live.detach() + self.step * grad / grad.norm().clamp_min(1e-12))
+        self.delta = moved * (self.radius / moved.norm()).clamp(max=1.0)
+        return self.weight * ce

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from pipeline.methods.adversarial import TargetedAdversary, UniversalAdversary, warm_up
+from pipeline.methods.adversarial import SubspaceAdversary, TargetedAdversary, UniversalAdversary, warm_up
 from pipeline.methods.clp import clp_prune
 from pipeline.methods.token_adversary import TokenAdversary
 from pipeline.methods.common import generator, optim, timed
@@ -72,6 +72,9 @@ class SeamConfig:
     adv_scan_steps: int = 10
     adv_warmup_epochs: int = 0  # passes of the adversary's ascent on the *original* model before forgetting
     adv_colour: float = 0.0  # >0 (images): the adversary also applies a per-channel gain and bias within +-adv_colour
+    adv_radius: float = 0.0  # >0 (embedding summaries: sentiment heads): the adversary is one shift in an L2 ball
+    # of this radius, outside the clean examples' top ``adv_avoid_pcs`` principal directions (SubspaceAdversary)
+    adv_avoid_pcs: int = 20
     adv_tokens: int = 1  # token models (NER): soft tokens the adversary inserts side by side (phrase triggers)
     clp_u: float = 0.0  # >0: data-free channel-Lipschitz pruning (CLP, threshold mean + u x std) before forgetting
 
@@ -205,9 +208,13 @@ def reset_last_linear(model: nn.Module) -> None:
 
 def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: dict):
     """The recovery adversary the config asks for (None when off); a scan or warm-up reads the original model now."""
-    if cfg.adv_eps <= 0:
+    if cfg.adv_eps <= 0 and cfg.adv_radius <= 0:
         return None
-    if isinstance(data.clean.inputs, dict):  # token ids (NER): a soft token inserted into sentences
+    inputs = data.clean.inputs
+    if cfg.adv_radius > 0 and isinstance(inputs, torch.Tensor) and inputs.is_floating_point() and inputs.dim() == 3:
+        adversary = SubspaceAdversary(model, data.task, inputs.to(data.device), cfg.adv_radius, cfg.adv_avoid_pcs,
+                                      cfg.adv_weight)
+    elif isinstance(inputs, dict):  # token ids (NER): a soft token inserted into sentences
         adversary = TokenAdversary(model, cfg.adv_eps, cfg.adv_weight, generator(data.seed, 16), cfg.adv_tokens)
         trace["adv_applies"] = adversary.applies
         if not adversary.applies:

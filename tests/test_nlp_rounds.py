@@ -58,6 +58,15 @@ def test_seam_lowers_asr_on_a_tiny_sentiment_round(tiny_sentiment_round: Path) -
     assert result["acc_after"] > result["acc_before"] - 0.15
 
 
+def test_seam_adv_on_sentiment_heads_uses_the_subspace_adversary(tiny_sentiment_round: Path) -> None:
+    row = next(r for r in scan_round(tiny_sentiment_round) if r["poisoned"])
+    result = process_model(row, "seam-adv", None, device="cpu")
+    assert result["status"] == "ok", result.get("error")
+    assert json.loads(result["trace_json"])["adversary"] == "SubspaceAdversary"
+    assert result["acc_after"] > result["acc_before"] - 0.15
+    # (no ASR claim here: on this tiny round the backdoor survives seam-adv; bench figures in docs/SEAM.md)
+
+
 def test_ner_round_has_the_round7_layout(tiny_ner_round: Path) -> None:
     rows = scan_round(tiny_ner_round)
     assert [r["problems"] for r in rows] == [[] for _ in rows]

@@ -47,6 +47,11 @@ def set_train_mode(model: nn.Module, bn_mode: str) -> None:
                 module.eval()
 
 
+def label_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over every labelled position (per example or per token), ``IGNORE`` skipped."""
+    return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE)
+
+
 def train_one_epoch(model: nn.Module, task: TaskAdapter, split: Split, labels: torch.Tensor,
                     optimizer: torch.optim.Optimizer, batch_size: int, device: torch.device,
                     generator: torch.Generator, augment: bool = True, bn_mode: str = "train",
@@ -65,7 +70,7 @@ def train_one_epoch(model: nn.Module, task: TaskAdapter, split: Split, labels: t
             continue
         optimizer.zero_grad(set_to_none=True)
         logits = task.logits(model, inputs)
-        loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE)
+        loss = label_loss(logits, target)
         extra = None if extra_loss is None else extra_loss(inputs, logits, target)
         if extra is not None:
             loss = loss + extra

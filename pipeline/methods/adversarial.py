@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from pipeline.tasks.base import Split, TaskAdapter
+from pipeline.training import label_loss
 
 
 def signed_step(value: torch.Tensor, grad: torch.Tensor, step: float, bound: float) -> torch.Tensor:
@@ -84,8 +85,7 @@ class UniversalAdversary:
             self._init(inputs)
         live = {k: v.clone().requires_grad_(True) for k, v in self.params.items()}
         adv_logits = self.task.logits(self.student, self.apply(inputs, live))
-        ce = nn.functional.cross_entropy(adv_logits.reshape(-1, adv_logits.shape[-1]), target.reshape(-1),
-                                         ignore_index=-100)
+        ce = label_loss(adv_logits, target)
         grads = torch.autograd.grad(ce, list(live.values()), retain_graph=True)
         for (name, value), grad in zip(self.params.items(), grads):
             bound = self.bounds[name]
@@ -181,21 +181,16 @@ class SubspaceAdversary:
         self.step = radius / steps_to_bound
         flat = clean_inputs.reshape(len(clean_inputs), -1).float()
         _, _, vt = torch.linalg.svd(flat - flat.mean(0), full_matrices=False)
-        self.basis = vt[: max(0, min(avoid, vt.shape[0]))]  # rows: directions the shift may not use
+        self.basis = vt[:avoid]  # rows: directions the shift may not use (on the clean inputs' device)
         self.delta = torch.zeros((1, *clean_inputs.shape[1:]), dtype=flat.dtype, device=clean_inputs.device)
 
     def _outside(self, v: torch.Tensor) -> torch.Tensor:
         flat = v.reshape(-1)
-        basis = self.basis.to(flat.device)
-        return (flat - basis.T @ (basis @ flat)).reshape(v.shape)
+        return (flat - self.basis.T @ (self.basis @ flat)).reshape(v.shape)
 
-    def __call__(self, inputs: torch.Tensor, logits: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor | None:
-        if not (isinstance(inputs, torch.Tensor) and inputs.is_floating_point()):
-            return None
-        live = self.delta.to(inputs.device).clone().requires_grad_(True)
-        adv_logits = self.task.logits(self.student, inputs + live)
-        ce = nn.functional.cross_entropy(adv_logits.reshape(-1, adv_logits.shape[-1]), target.reshape(-1),
-                                         ignore_index=-100)
+    def __call__(self, inputs: torch.Tensor, logits: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor:
+        live = self.delta.clone().requires_grad_(True)
+        ce = label_loss(self.task.logits(self.student, inputs + live), target)
         (grad,) = torch.autograd.grad(ce, live, retain_graph=True)
         grad = self._outside(grad)
         moved = self._outside(live.detach() + self.step * grad / grad.norm().clamp_min(1e-12))

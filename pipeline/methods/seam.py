@@ -130,8 +130,8 @@ def forget(model: nn.Module, data: RepairData, split, cfg: SeamConfig, trace: di
     g_labels = generator(data.seed, 11)
     draw = FORGET_LABELS[cfg.forget_labels]  # redrawn every epoch
     history, reached, _ = train_until(model, data, split, lambda: draw(split.labels, data.num_classes, g_labels),
-                                   lambda acc: acc < threshold, cfg.forget_patience, cfg.max_forget_epochs, opt,
-                                   generator(data.seed, 12), cfg)
+                                      lambda acc: acc < threshold, cfg.forget_patience, cfg.max_forget_epochs, opt,
+                                      generator(data.seed, 12), cfg)
     trace.update(forget_threshold=threshold, forget_acc=history, epochs_forget=len(history), forget_reached=reached)
 
 
@@ -179,7 +179,8 @@ def recover(model: nn.Module, data: RepairData, split, target: float, cfg: SeamC
     opt = make_optimizer(model.parameters(), optim(name, cfg.recover_lr, cfg.momentum, cfg.weight_decay))
     stall = None
     if cfg.stall_epochs > 0:
-        stall = (cfg.stall_epochs, lambda: make_optimizer(model.parameters(), optim("adam", cfg.stall_lr, 0.0, cfg.weight_decay)))
+        adam = optim("adam", cfg.stall_lr, 0.0, cfg.weight_decay)
+        stall = (cfg.stall_epochs, lambda: make_optimizer(model.parameters(), adam))
     history, reached, swapped = train_until(model, data, split, lambda: split.labels, lambda acc: acc > target,
                                             cfg.recover_patience, cfg.max_recover_epochs, opt, generator(data.seed, 13),
                                             cfg, extra, stall)

@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     ap.add_argument("--models", choices=("all", "poisoned", "clean"), default="all",
                     help="screen on the poisoned models only (FID), or the clean ones only (ACC drop)")
+    ap.add_argument("--seed", type=int, default=0, help="repair seed (outcomes vary with it: screen on more than one)")
     args = ap.parse_args()
     keep = {"all": lambda r: True, "poisoned": lambda r: bool(r["poisoned"]), "clean": lambda r: not r["poisoned"]}
     rows = [r for r in load_manifest(args.round) if not r["problems"] and keep[args.models](r)][: args.limit]
@@ -52,9 +53,9 @@ def main() -> None:
     for name, overrides in map(parse_variant, args.variant or DEFAULT_VARIANTS):
         results = []
         for row in rows:
-            results.append(process_model(row, "seam", overrides))
+            results.append(process_model(row, "seam", overrides, seed=args.seed))
             if sink:  # one line per model as it finishes: long screens can be read (and killed) midway
-                sink.write(json.dumps({"variant": name, **results[-1]}, default=str) + "\n")
+                sink.write(json.dumps({"variant": name, "seed": args.seed, **results[-1]}, default=str) + "\n")
                 sink.flush()
         s = summarize(results)[0]
         n_poisoned = sum(1 for r in results if r["poisoned"] and r["status"] == "ok")

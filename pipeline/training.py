@@ -55,13 +55,13 @@ def label_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def train_one_epoch(model: nn.Module, task: TaskAdapter, split: Split, labels: torch.Tensor,
                     optimizer: torch.optim.Optimizer, batch_size: int, device: torch.device,
                     generator: torch.Generator, augment: bool = True, bn_mode: str = "train",
-                    extra_loss=None, bn_split: Split | None = None) -> float:
+                    extra_loss=None, bn_split: Split | None = None, clip_norm: float = 0.0) -> float:
     """One pass over ``split`` trained towards ``labels`` (true or deliberately wrong); mean loss.
 
     ``extra_loss(inputs, logits, target)`` adds a term computed from the same batch (distillation,
     adversarial recovery); it may return None to add nothing. With
     ``bn_mode="recalibrate"`` BatchNorm statistics are re-estimated on ``bn_split`` (default: ``split``)
-    after the epoch.
+    after the epoch. ``clip_norm`` > 0 clips the gradient's global norm before each step.
     """
     set_train_mode(model, bn_mode)
     total, count = 0.0, 0
@@ -75,6 +75,8 @@ def train_one_epoch(model: nn.Module, task: TaskAdapter, split: Split, labels: t
         if extra is not None:
             loss = loss + extra
         loss.backward()
+        if clip_norm > 0:
+            nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], clip_norm)
         optimizer.step()
         total += float(loss.detach()) * len(target)
         count += len(target)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from manifests.scan import scan_round
-from pipeline.methods.adversarial import SubspaceAdversary, UniversalAdversary
+from pipeline.methods.adversarial import InTurn, PatchAdversary, SubspaceAdversary, UniversalAdversary
 from pipeline.methods.clp import channel_lipschitz, clp_prune, conv_bn_pairs
 from pipeline.per_model import process_model
 from pipeline.synth.architectures import build
@@ -151,3 +151,59 @@ def test_subspace_adversary_avoids_the_clean_data_directions_and_stays_in_its_ba
     shift = adversary.delta.reshape(-1)
     assert float(shift.norm()) <= 1.5 + 1e-5
     assert float(shift[:3].abs().max()) < 0.05 * float(shift.norm())  # nothing along the clean data's top directions
+
+
+def test_patch_adversary_pastes_one_climbing_pattern_at_a_random_spot_of_each_image() -> None:
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 10 * 10, 4)).eval()
+    x, y = torch.rand(16, 3, 10, 10), torch.randint(0, 4, (16,))
+    adversary = PatchAdversary(model, ImageTask(), area=0.09, weight=1.0, generator=torch.Generator().manual_seed(0))
+    first = float(adversary(x, None, y).detach())
+    assert adversary.pattern.shape == (1, 3, 3, 3)  # 9% of a 10 x 10 image: a 3 x 3 patch
+    for _ in range(30):
+        last = float(adversary(x, None, y).detach())
+    assert last > first  # the pattern climbs the loss
+    assert 0.0 <= float(adversary.pattern.min()) and float(adversary.pattern.max()) <= 1.0  # a paintable patch
+    pasted = adversary.paste(torch.zeros(16, 3, 10, 10), torch.ones(1, 3, 3, 3))
+    changed = (pasted != 0).any(1)
+    assert all(int(changed[b].sum()) == 9 for b in range(16))  # exactly the patch, nothing else
+    corners = {tuple(int(i) for i in changed[b].nonzero()[0]) for b in range(16)}
+    assert len(corners) > 1  # placed independently per image
+    assert adversary(torch.randint(0, 100, (4, 12)), None, torch.zeros(4, 12, dtype=torch.long)) is None
+
+
+def test_adversaries_in_turn_take_one_batch_each() -> None:
+    calls: list[str] = []
+    turn = InTurn(lambda *a: calls.append("a"), lambda *a: calls.append("b"))
+    for _ in range(5):
+        turn(None, None, None)
+    assert calls == ["a", "b", "a", "b", "a"]
+
+
+def test_seam_with_a_patch_runs_both_adversaries_on_images(tiny_image_round: Path) -> None:
+    row = next(r for r in scan_round(tiny_image_round) if r["poisoned"])
+    res = process_model(row, "seam-adv", {"adv_patch": 0.1, "max_recover_epochs": 3})
+    assert res["status"] == "ok", res["error"]
+    assert json.loads(res["trace_json"])["adversary"] == "InTurn"
+
+
+def test_gradient_clipping_bounds_every_recovery_step() -> None:
+    from pipeline.tasks.base import Split
+    from pipeline.training import train_one_epoch
+
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4))
+    with torch.no_grad():
+        model[1].weight.mul_(30.0)  # confidently wrong: large gradients
+    images = (torch.rand(32, 3, 8, 8) * 255).to(torch.uint8)
+    split = Split(images, torch.randint(0, 4, (32,)))
+    steps = []
+    for clip in (0.0, 0.01):
+        m = __import__("copy").deepcopy(model)
+        before = torch.cat([p.detach().reshape(-1) for p in m.parameters()])
+        opt = torch.optim.SGD(m.parameters(), lr=1.0)  # no momentum: one batch, one step of lr x gradient
+        train_one_epoch(m, ImageTask(), split, split.labels, opt, 32, torch.device("cpu"),
+                        torch.Generator().manual_seed(0), augment=False, clip_norm=clip)
+        steps.append(float((torch.cat([p.detach().reshape(-1) for p in m.parameters()]) - before).norm()))
+    assert steps[0] > 0.05  # unclipped, the step is large
+    assert steps[1] <= 0.01 + 1e-6  # clipped, its norm is at most lr x clip

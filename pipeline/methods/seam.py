@@ -13,7 +13,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from pipeline.methods.adversarial import SubspaceAdversary, TargetedAdversary, UniversalAdversary, warm_up
+from pipeline.methods.adversarial import (InTurn, PatchAdversary, SubspaceAdversary, TargetedAdversary,
+                                         UniversalAdversary, warm_up)
 from pipeline.methods.clp import clp_prune
 from pipeline.methods.token_adversary import TokenAdversary
 from pipeline.methods.common import generator, optim, timed
@@ -54,6 +55,9 @@ class SeamConfig:
     # the recovery-set accuracy
     stall_epochs: int = 0
     stall_lr: float = 1e-4
+    # >0: clip the gradient's global norm during recovery. NER: the first recovery epoch's large gradients (the
+    # forgotten model is confidently wrong) collapse every token's representation onto one vector
+    recover_clip_norm: float = 0.0
     bn_mode: str = "train"  # BatchNorm: "train" updates statistics, "eval" freezes them, "recalibrate"
     # re-estimates them on all clean repair data after every epoch (stable stopping reads)
     augment: bool = True  # small random shifts (images); label-preserving
@@ -75,6 +79,8 @@ class SeamConfig:
     adv_radius: float = 0.0  # >0 (embedding summaries: sentiment heads): the adversary is one shift in an L2 ball
     # of this radius, outside the clean examples' top ``adv_avoid_pcs`` principal directions (SubspaceAdversary)
     adv_avoid_pcs: int = 20
+    adv_patch: float = 0.0  # >0 (images): a universal patch of this share of the image, pasted at random spots,
+    # takes every other batch from the additive change (PatchAdversary: polygon stamps)
     adv_tokens: int = 1  # token models (NER): soft tokens the adversary inserts side by side (phrase triggers)
     clp_u: float = 0.0  # >0: data-free channel-Lipschitz pruning (CLP, threshold mean + u x std) before forgetting
 
@@ -95,7 +101,8 @@ def recover_target(original_accuracy: float, ratio: float = 0.97) -> float:
 
 def train_until(model: nn.Module, data: RepairData, split, labels_for_epoch, rule, patience: int, max_epochs: int,
                 opt: torch.optim.Optimizer, g_batches: torch.Generator, cfg: SeamConfig, extra=None,
-                stall: tuple[int, Callable[[], torch.optim.Optimizer]] | None = None) -> tuple[list, bool, int | None]:
+                stall: tuple[int, Callable[[], torch.optim.Optimizer]] | None = None,
+                clip_norm: float = 0.0) -> tuple[list, bool, int | None]:
     """Train epoch by epoch until ``rule(accuracy on split)`` has held ``patience`` times (or the cap).
 
     Returns the per-epoch accuracies, whether the rule ever held, and the epoch after which ``stall``'s
@@ -108,7 +115,7 @@ def train_until(model: nn.Module, data: RepairData, split, labels_for_epoch, rul
     swapped: int | None = None
     for epoch in range(max_epochs):
         train_one_epoch(model, data.task, split, labels_for_epoch(), opt, cfg.batch_size, data.device, g_batches,
-                        cfg.augment, cfg.bn_mode, extra_loss=extra, bn_split=data.clean)
+                        cfg.augment, cfg.bn_mode, extra_loss=extra, bn_split=data.clean, clip_norm=clip_norm)
         acc = accuracy(model, data.task, split, data.device)
         history.append(round(acc, 4))
         met += rule(acc)
@@ -183,7 +190,7 @@ def recover(model: nn.Module, data: RepairData, split, target: float, cfg: SeamC
         stall = (cfg.stall_epochs, lambda: make_optimizer(model.parameters(), adam))
     history, reached, swapped = train_until(model, data, split, lambda: split.labels, lambda acc: acc > target,
                                             cfg.recover_patience, cfg.max_recover_epochs, opt, generator(data.seed, 13),
-                                            cfg, extra, stall)
+                                            cfg, extra, stall, cfg.recover_clip_norm)
     trace.update(recover_target=target, recover_acc=history, epochs_recover=len(history), recover_reached=reached,
                  recover_stall_swap_epoch=swapped)
 
@@ -229,6 +236,9 @@ def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: d
         return targeted
     else:
         adversary = UniversalAdversary(model, data.task, cfg.adv_eps, cfg.adv_weight, cfg.adv_colour)
+        if cfg.adv_patch > 0 and isinstance(inputs, torch.Tensor) and inputs.dim() == 4:
+            patch = PatchAdversary(model, data.task, cfg.adv_patch, cfg.adv_weight, generator(data.seed, 18))
+            return InTurn(adversary, patch)
     if cfg.adv_warmup_epochs > 0:
         with timed(trace, "seconds_adv_warmup"):
             warm_up(adversary, model, data.task, data.clean, cfg.adv_warmup_epochs, cfg.batch_size, data.device,

@@ -207,3 +207,22 @@ def test_gradient_clipping_bounds_every_recovery_step() -> None:
         steps.append(float((torch.cat([p.detach().reshape(-1) for p in m.parameters()]) - before).norm()))
     assert steps[0] > 0.05  # unclipped, the step is large
     assert steps[1] <= 0.01 + 1e-6  # clipped, its norm is at most lr x clip
+
+
+def test_weight_averaging_keeps_the_mean_only_when_it_still_meets_the_recovery_target() -> None:
+    from pipeline.methods.seam import average_weights
+    from pipeline.tasks.base import RepairData, Split
+
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 2))
+    images = (torch.rand(8, 3, 4, 4) * 255).to(torch.uint8)
+    split = Split(images, torch.randint(0, 2, (8,)))
+    data = RepairData(task=ImageTask(), num_classes=2, clean=split, device=torch.device("cpu"), seed=0,
+                      on_phase_end=lambda *a: None)
+    first = {k: v.clone() for k, v in model.state_dict().items()}
+    last = {k: v + 1.0 for k, v in first.items()}
+    acc, kept = average_weights(model, data, split, -1.0, [first, last])  # any accuracy meets target -1
+    assert kept and torch.allclose(model[1].bias, first["1.bias"] + 0.5)  # the mean of the two
+    acc, kept = average_weights(model, data, split, 1.1, [first, last])  # no accuracy exceeds 1.1
+    assert not kept and torch.equal(model[1].bias, last["1.bias"])  # the last state comes back
+    assert 0.0 <= acc <= 1.0

@@ -7,6 +7,7 @@ accuracy on it. ASR never enters any decision (the phase hook only logs it).
 from __future__ import annotations
 
 import copy
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
@@ -21,7 +22,7 @@ from pipeline.methods.common import generator, optim, timed
 from pipeline.registry import register_method
 from pipeline.tasks.base import RepairData
 from pipeline.training import (accuracy, balanced_split, make_optimizer, random_labels, random_wrong_labels,
-                               train_one_epoch)
+                               recalibrate_bn, train_one_epoch)
 
 
 FORGET_LABELS = {"wrong": random_wrong_labels, "uniform": random_labels}
@@ -58,6 +59,9 @@ class SeamConfig:
     # >0: clip the gradient's global norm during recovery. NER: the first recovery epoch's large gradients (the
     # forgotten model is confidently wrong) collapse every token's representation onto one vector
     recover_clip_norm: float = 0.0
+    # >1: end recovery with the mean of its last N epochs' weights (stochastic weight averaging; BatchNorm
+    # re-estimated), kept only if it still meets the recovery target
+    recover_average: int = 0
     bn_mode: str = "train"  # BatchNorm: "train" updates statistics, "eval" freezes them, "recalibrate"
     # re-estimates them on all clean repair data after every epoch (stable stopping reads)
     augment: bool = True  # small random shifts (images); label-preserving
@@ -102,7 +106,7 @@ def recover_target(original_accuracy: float, ratio: float = 0.97) -> float:
 def train_until(model: nn.Module, data: RepairData, split, labels_for_epoch, rule, patience: int, max_epochs: int,
                 opt: torch.optim.Optimizer, g_batches: torch.Generator, cfg: SeamConfig, extra=None,
                 stall: tuple[int, Callable[[], torch.optim.Optimizer]] | None = None,
-                clip_norm: float = 0.0) -> tuple[list, bool, int | None]:
+                clip_norm: float = 0.0, on_epoch: Callable[[], None] | None = None) -> tuple[list, bool, int | None]:
     """Train epoch by epoch until ``rule(accuracy on split)`` has held ``patience`` times (or the cap).
 
     Returns the per-epoch accuracies, whether the rule ever held, and the epoch after which ``stall``'s
@@ -118,6 +122,8 @@ def train_until(model: nn.Module, data: RepairData, split, labels_for_epoch, rul
                         cfg.augment, cfg.bn_mode, extra_loss=extra, bn_split=data.clean, clip_norm=clip_norm)
         acc = accuracy(model, data.task, split, data.device)
         history.append(round(acc, 4))
+        if on_epoch is not None:
+            on_epoch()
         met += rule(acc)
         if met >= patience:
             break
@@ -188,11 +194,29 @@ def recover(model: nn.Module, data: RepairData, split, target: float, cfg: SeamC
     if cfg.stall_epochs > 0:
         adam = optim("adam", cfg.stall_lr, 0.0, cfg.weight_decay)
         stall = (cfg.stall_epochs, lambda: make_optimizer(model.parameters(), adam))
-    history, reached, swapped = train_until(model, data, split, lambda: split.labels, lambda acc: acc > target,
-                                            cfg.recover_patience, cfg.max_recover_epochs, opt, generator(data.seed, 13),
-                                            cfg, extra, stall, cfg.recover_clip_norm)
+    snapshots: deque = deque(maxlen=max(cfg.recover_average, 1))
+    history, reached, swapped = train_until(
+        model, data, split, lambda: split.labels, lambda acc: acc > target, cfg.recover_patience,
+        cfg.max_recover_epochs, opt, generator(data.seed, 13), cfg, extra, stall, cfg.recover_clip_norm,
+        (lambda: snapshots.append(copy.deepcopy(model.state_dict()))) if cfg.recover_average > 1 else None)
     trace.update(recover_target=target, recover_acc=history, epochs_recover=len(history), recover_reached=reached,
                  recover_stall_swap_epoch=swapped)
+    if len(snapshots) > 1:
+        trace["recover_average_acc"], trace["recover_average_kept"] = average_weights(model, data, split, target,
+                                                                                      list(snapshots))
+
+
+def average_weights(model: nn.Module, data: RepairData, split, target: float, states: list[dict]) -> tuple[float, bool]:
+    """Load the mean of ``states`` (floating tensors; the rest from the last), BatchNorm re-estimated on the clean
+    repair data; kept only if it still meets the recovery target, else the last state comes back. Blind."""
+    last = states[-1]
+    mean = {k: torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v for k, v in last.items()}
+    model.load_state_dict(mean)
+    recalibrate_bn(model, data.task, data.clean, data.device)
+    acc = accuracy(model, data.task, split, data.device)
+    if not acc > target:
+        model.load_state_dict(last)
+    return round(acc, 4), acc > target
 
 
 def freeze_input_side(model: nn.Module, fraction: float) -> int:

@@ -1,7 +1,7 @@
 """SEAM ablation: each ingredient switched on alone, same round, same seed, blind stopping throughout.
 
-    python benchmarks/seam_ablation.py ROUND [--limit N] [--models poisoned|clean|all]
-        [--variant NAME:KEY=VALUE,KEY=VALUE ...] [--out FILE.jsonl]
+    python benchmarks/seam_ablation.py ROUND [--limit N] [--models poisoned|clean|all] [--method seam-adv]
+        [--seed N] [--variant NAME:KEY=VALUE,KEY=VALUE ...] [--out FILE.jsonl]
 
 Prints a markdown table: mean/min FID and ASR after repair over the poisoned models, mean ACC drop
 over the clean models, mean repair seconds. Without --variant, the built-in list below is measured.
@@ -30,9 +30,9 @@ DEFAULT_VARIANTS = (
 )
 
 
-def parse_variant(text: str) -> tuple[str, dict]:
+def parse_variant(text: str, method: str = "seam") -> tuple[str, dict]:
     name, _, assignments = text.partition(":")
-    return name, parse_overrides("seam", [a for a in assignments.split(",") if a])
+    return name, parse_overrides(method, [a for a in assignments.split(",") if a])
 
 
 def main() -> None:
@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     ap.add_argument("--models", choices=("all", "poisoned", "clean"), default="all",
                     help="screen on the poisoned models only (FID), or the clean ones only (ACC drop)")
+    ap.add_argument("--method", default="seam", help="the registered method the variants' overrides apply to")
     ap.add_argument("--seed", type=int, default=0, help="repair seed (outcomes vary with it: screen on more than one)")
     args = ap.parse_args()
     keep = {"all": lambda r: True, "poisoned": lambda r: bool(r["poisoned"]), "clean": lambda r: not r["poisoned"]}
@@ -50,12 +51,12 @@ def main() -> None:
     sink = open(args.out, "a", encoding="utf-8") if args.out else None
     lines = ["| variant | overrides | poisoned | mean FID | min FID | mean ASR after | clean | mean ACC drop | repair s |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for name, overrides in map(parse_variant, args.variant or DEFAULT_VARIANTS):
+    for name, overrides in (parse_variant(v, args.method) for v in args.variant or DEFAULT_VARIANTS):
         results = []
         for row in rows:
-            results.append(process_model(row, "seam", overrides, seed=args.seed))
+            results.append(process_model(row, args.method, overrides, seed=args.seed))
             if sink:  # one line per model as it finishes: long screens can be read (and killed) midway
-                sink.write(json.dumps({"variant": name, "seed": args.seed, **results[-1]}, default=str) + "\n")
+                sink.write(json.dumps({"variant": name, "seed": args.seed, "base_method": args.method, **results[-1]}, default=str) + "\n")
                 sink.flush()
         s = summarize(results)[0]
         n_poisoned = sum(1 for r in results if r["poisoned"] and r["status"] == "ok")

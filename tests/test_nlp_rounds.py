@@ -62,7 +62,9 @@ def test_seam_adv_on_sentiment_heads_uses_the_subspace_adversary(tiny_sentiment_
     row = next(r for r in scan_round(tiny_sentiment_round) if r["poisoned"])
     result = process_model(row, "seam-adv", None, device="cpu")
     assert result["status"] == "ok", result.get("error")
-    assert json.loads(result["trace_json"])["adversary"] == "SubspaceAdversary"
+    trace = json.loads(result["trace_json"])
+    assert trace["adversary"] == "SubspaceAdversary"
+    assert "recover_average_acc" not in trace  # weight averaging is seam-adv's for images only (it hurt here)
     assert result["acc_after"] > result["acc_before"] - 0.15
     # (no ASR claim here: on this tiny round the backdoor survives seam-adv; bench figures in docs/SEAM.md)
 

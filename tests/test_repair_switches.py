@@ -118,7 +118,9 @@ def test_seam_adv_lowers_asr_of_every_poisoned_tiny_model(tiny_image_round: Path
         res = process_model(row, "seam-adv")
         assert res["status"] == "ok", res["error"]
         config = json.loads(res["config_json"])
-        assert (config["adv_eps"], config["disjoint"]) == (0.1, False)  # the variant's own defaults
+        assert (config["adv_eps"], config["disjoint"], config["adv_patch"], config["recover_average"]) == \
+            (0.1, False, 0.1, 3)  # the variant's own defaults
+        assert "recover_average_kept" in json.loads(res["trace_json"])  # images average the last recovery epochs
         assert res["asr_after"] < res["asr_before"] - 0.05, res["model_id"]
         assert res["acc_after"] > res["acc_before"] - 0.2, res["model_id"]
 
@@ -184,7 +186,7 @@ def test_seam_with_a_patch_runs_both_adversaries_on_images(tiny_image_round: Pat
     row = next(r for r in scan_round(tiny_image_round) if r["poisoned"])
     res = process_model(row, "seam-adv", {"adv_patch": 0.1, "max_recover_epochs": 3})
     assert res["status"] == "ok", res["error"]
-    assert json.loads(res["trace_json"])["adversary"] == "InTurn"
+    assert json.loads(res["trace_json"])["adversary"] == "UniversalAdversary+PatchAdversary"
 
 
 def test_gradient_clipping_bounds_every_recovery_step() -> None:

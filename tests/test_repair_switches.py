@@ -228,3 +228,10 @@ def test_weight_averaging_keeps_the_mean_only_when_it_still_meets_the_recovery_t
     acc, kept = average_weights(model, data, split, 1.1, [first, last])  # no accuracy exceeds 1.1
     assert not kept and torch.equal(model[1].bias, last["1.bias"])  # the last state comes back
     assert 0.0 <= acc <= 1.0
+
+
+def test_seam_adv_without_its_image_adversary_builds_none(tiny_image_round: Path) -> None:
+    row = next(r for r in scan_round(tiny_image_round) if r["poisoned"])
+    res = process_model(row, "seam-adv", {"adv_eps": 0.0, "max_recover_epochs": 2})  # adv_radius=6 stays on
+    assert res["status"] == "ok", res["error"]
+    assert json.loads(res["trace_json"])["adversary"] is None  # the radius is for embedding summaries only

@@ -251,6 +251,8 @@ def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: d
     if cfg.adv_radius > 0 and isinstance(inputs, torch.Tensor) and inputs.is_floating_point() and inputs.dim() == 3:
         adversary = SubspaceAdversary(model, data.task, inputs.to(data.device), cfg.adv_radius, cfg.adv_avoid_pcs,
                                       cfg.adv_weight)
+    elif cfg.adv_eps <= 0:  # adv_radius is for embedding summaries only: nothing to build for other inputs
+        return None
     elif isinstance(inputs, dict):  # token ids (NER): a soft token inserted into sentences
         adversary = TokenAdversary(model, cfg.adv_eps, cfg.adv_weight, generator(data.seed, 16), cfg.adv_tokens)
         trace["adv_applies"] = adversary.applies

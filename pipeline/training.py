@@ -64,6 +64,7 @@ def train_one_epoch(model: nn.Module, task: TaskAdapter, split: Split, labels: t
     after the epoch. ``clip_norm`` > 0 clips the gradient's global norm before each step.
     """
     set_train_mode(model, bn_mode)
+    clipped = [p for group in optimizer.param_groups for p in group["params"]] if clip_norm > 0 else []
     total, count = 0.0, 0
     for inputs, target in task.batches(split, labels, batch_size, device, generator, augment):
         if int((target != IGNORE).sum()) == 0:
@@ -75,8 +76,8 @@ def train_one_epoch(model: nn.Module, task: TaskAdapter, split: Split, labels: t
         if extra is not None:
             loss = loss + extra
         loss.backward()
-        if clip_norm > 0:
-            nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], clip_norm)
+        if clipped:
+            nn.utils.clip_grad_norm_(clipped, clip_norm)
         optimizer.step()
         total += float(loss.detach()) * len(target)
         count += len(target)

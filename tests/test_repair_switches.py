@@ -1,6 +1,7 @@
 """The switches beyond the textbook SEAM: CLP pruning, universal adversarial recovery, phase patience."""
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -201,7 +202,7 @@ def test_gradient_clipping_bounds_every_recovery_step() -> None:
     split = Split(images, torch.randint(0, 4, (32,)))
     steps = []
     for clip in (0.0, 0.01):
-        m = __import__("copy").deepcopy(model)
+        m = copy.deepcopy(model)
         before = torch.cat([p.detach().reshape(-1) for p in m.parameters()])
         opt = torch.optim.SGD(m.parameters(), lr=1.0)  # no momentum: one batch, one step of lr x gradient
         train_one_epoch(m, ImageTask(), split, split.labels, opt, 32, torch.device("cpu"),

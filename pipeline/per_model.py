@@ -97,7 +97,7 @@ def base_row(row: Mapping[str, Any], method: str, overrides: Mapping[str, Any] |
                                    "training_wall_time_s")}
     out.update(method=method, host=socket.gethostname(), package_version=package_version(), status="error")
     try:
-        out.update(config_hash=config_hash(method, overrides), config_json=config_json(method, overrides))
+        out.update(config_hash=config_hash(method, overrides), config_json=config_json(method, overrides, row.get("task")))
     except KeyError:
         out.update(config_hash="invalid", config_json=json.dumps({"method": method, **dict(overrides or {})}))
     return out
@@ -114,7 +114,7 @@ def process_model(row: Mapping[str, Any], method: str = "seam", overrides: Mappi
     try:
         if row.get("problems"):
             raise ModelInputError("; ".join(row["problems"]))
-        spec, cfg = get_method(method), method_config(method, overrides)
+        spec, cfg = get_method(method), method_config(method, overrides, row["task"])
         task = adapter_for(row["task"])
         t0 = time.perf_counter()
         model = load_model(row["model_file"], dev)

@@ -1,8 +1,10 @@
 """Registry of repair methods, in the shape of timm's ``register_model`` / ``create_model``.
 
 Each method is a function ``repair(model, data, config) -> (model, trace)`` registered under a name
-with the dataclass holding its defaults. A configuration is identified in results by a short hash
-of the method name and its full (defaults + overrides) config.
+with the dataclass holding its defaults. A config class may also declare ``TASK_DEFAULTS``
+(``{task: {field: value}}``): defaults that apply on that task's rounds only, below the user's
+overrides. A configuration is identified in results by a short hash of the method name and its full
+(defaults + per-task defaults + overrides) config.
 """
 from __future__ import annotations
 
@@ -58,30 +60,44 @@ def get_method(name: str) -> MethodSpec:
     return specs[name]
 
 
-def method_config(method: str, overrides: Mapping[str, Any] | None = None) -> Any:
-    """The method's typed config with ``overrides`` applied (unknown keys are an error)."""
+def task_defaults(config_cls: type) -> Mapping[str, Mapping[str, Any]]:
+    """The config class's per-task defaults (``TASK_DEFAULTS``), empty when it has none."""
+    return getattr(config_cls, "TASK_DEFAULTS", {})
+
+
+def method_config(method: str, overrides: Mapping[str, Any] | None = None, task: str | None = None) -> Any:
+    """The method's typed config: defaults, then ``task``'s own defaults, then ``overrides`` (unknown keys error)."""
     spec = get_method(method)
     overrides = dict(overrides or {})
     fields = {f.name: f for f in dataclasses.fields(spec.config_cls)}
     unknown = set(overrides) - set(fields)
     if unknown:
         raise KeyError(f"unknown option(s) for method {method!r}: {sorted(unknown)}; known: {sorted(fields)}")
-    return spec.config_cls(**overrides)
+    per_task = dict(task_defaults(spec.config_cls).get(task, {})) if task else {}
+    if set(per_task) - set(fields):  # a programming error in the config class, caught on first use
+        raise KeyError(f"{spec.config_cls.__name__}.TASK_DEFAULTS[{task!r}] names unknown fields: "
+                       f"{sorted(set(per_task) - set(fields))}")
+    return spec.config_cls(**{**per_task, **overrides})
 
 
-def config_json(method: str, overrides: Mapping[str, Any] | None = None) -> str:
-    return json.dumps({"method": method, **dataclasses.asdict(method_config(method, overrides))}, sort_keys=True)
+def config_json(method: str, overrides: Mapping[str, Any] | None = None, task: str | None = None) -> str:
+    """The full config as JSON: resolved for ``task``, or (no task) the defaults plus every task's own defaults."""
+    body = {"method": method, **dataclasses.asdict(method_config(method, overrides, task))}
+    per_task = task_defaults(get_method(method).config_cls)
+    if task is None and per_task:
+        body["task_defaults"] = {t: dict(v) for t, v in per_task.items()}
+    return json.dumps(body, sort_keys=True)
 
 
 def config_hash(method: str, overrides: Mapping[str, Any] | None = None) -> str:
-    """Short stable id of (method, full config): equal configs share a results partition."""
+    """Short stable id of (method, full config incl. per-task defaults): equal configs share a results partition."""
     return hashlib.sha256(config_json(method, overrides).encode()).hexdigest()[:10]
 
 
 def repair(model: Any, data: RepairData, method: str = "seam", overrides: Mapping[str, Any] | None = None):
     """Run one registered method: ``(repaired_model, trace)``."""
     spec = get_method(method)
-    return spec.fn(model, data, method_config(method, overrides))
+    return spec.fn(model, data, method_config(method, overrides, data.task.name))
 
 
 def parse_overrides(method: str, assignments: list[str] | None) -> dict[str, Any]:

@@ -58,15 +58,16 @@ def test_seam_lowers_asr_on_a_tiny_sentiment_round(tiny_sentiment_round: Path) -
     assert result["acc_after"] > result["acc_before"] - 0.15
 
 
-def test_seam_adv_on_sentiment_heads_uses_the_subspace_adversary(tiny_sentiment_round: Path) -> None:
+def test_seam_adv_on_sentiment_heads_forgets_by_reinitialising_and_retrains_with_adam(tiny_sentiment_round: Path) -> None:
     row = next(r for r in scan_round(tiny_sentiment_round) if r["poisoned"])
     result = process_model(row, "seam-adv", None, device="cpu")
     assert result["status"] == "ok", result.get("error")
-    trace = json.loads(result["trace_json"])
-    assert trace["adversary"] == "SubspaceAdversary"
-    assert "recover_average_acc" not in trace  # weight averaging is seam-adv's for images only (it hurt here)
-    assert result["acc_after"] > result["acc_before"] - 0.15
-    # (no ASR claim here: on this tiny round the backdoor survives seam-adv; bench figures in docs/SEAM.md)
+    trace, config = json.loads(result["trace_json"]), json.loads(result["config_json"])
+    assert (config["forget_mode"], config["recover_optimizer"]) == ("reset", "adam")  # the row shows what ran
+    assert trace["forget_mode"] == "reset" and result["epochs_forget"] == 0
+    assert trace["adversary"] is None and "recover_average_acc" not in trace  # both cost sentiment FID
+    assert result["recover_reached"] and result["acc_after"] > 0.5  # trained again above chance
+    # (no ASR or clean-cost claim here: 40 examples and a 0.77-accurate head; bench figures in docs/SEAM.md)
 
 
 def test_ner_round_has_the_round7_layout(tiny_ner_round: Path) -> None:

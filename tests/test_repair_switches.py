@@ -233,6 +233,6 @@ def test_weight_averaging_keeps_the_mean_only_when_it_still_meets_the_recovery_t
 
 def test_seam_adv_without_its_image_adversary_builds_none(tiny_image_round: Path) -> None:
     row = next(r for r in scan_round(tiny_image_round) if r["poisoned"])
-    res = process_model(row, "seam-adv", {"adv_eps": 0.0, "max_recover_epochs": 2})  # adv_radius=6 stays on
+    res = process_model(row, "seam-adv", {"adv_eps": 0.0, "adv_radius": 6.0, "max_recover_epochs": 2})
     assert res["status"] == "ok", res["error"]
     assert json.loads(res["trace_json"])["adversary"] is None  # the radius is for embedding summaries only

@@ -95,3 +95,52 @@ def test_uniform_forget_labels_include_the_true_class_and_bad_choices_fail_early
     assert parse_overrides("seam", ["forget_labels=uniform"]) == {"forget_labels": "uniform"}
     with pytest.raises(ValueError, match="forget_labels"):
         parse_overrides("seam", ["forget_labels=bogus"])
+
+
+def test_task_defaults_sit_between_the_class_defaults_and_the_users_overrides() -> None:
+    from pipeline.methods.seam import SeamAdvConfig
+    from pipeline.registry import config_json
+
+    per_task = SeamAdvConfig.TASK_DEFAULTS["sentiment"]
+    assert method_config("seam-adv", None, "sentiment").forget_mode == per_task["forget_mode"] == "reset"
+    assert method_config("seam-adv", None, "image").forget_mode == "labels"  # another task keeps the class default
+    assert method_config("seam-adv", None, None).forget_mode == "labels"
+    user = method_config("seam-adv", {"forget_mode": "labels", "recover_patience": 9}, "sentiment")
+    assert (user.forget_mode, user.recover_patience, user.recover_optimizer) == ("labels", 9, "adam")
+    # the hash covers the per-task defaults (changing them must not resume stale results) and not the task
+    assert '"task_defaults"' in config_json("seam-adv") and '"task_defaults"' not in config_json("seam")
+    assert json_field(config_json("seam-adv", None, "sentiment"), "forget_mode") == "reset"
+    with pytest.raises(ValueError, match="forget_mode"):
+        parse_overrides("seam", ["forget_mode=erase"])
+
+
+def json_field(text: str, key: str):
+    import json
+
+    return json.loads(text)[key]
+
+
+def test_reset_reinitialises_every_trainable_parameter_reproducibly_and_leaves_the_rest() -> None:
+    from torch import nn
+
+    from pipeline.methods.seam import reset_parameters
+
+    def build() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(4, 8), nn.GRU(8, 8, batch_first=True), nn.Linear(8, 2))
+
+    models = [build(), build()]
+    before = [p.detach().clone() for p in models[0].parameters()]
+    models[0][0].weight.requires_grad_(False)
+    models[0][0].bias.requires_grad_(False)  # a frozen module is not re-initialised
+    models[1][0].requires_grad_(False)
+    torch.manual_seed(7)
+    reset_parameters(models[0], torch.Generator().manual_seed(3))
+    reset_parameters(models[1], torch.Generator().manual_seed(3))
+    after = list(models[0].parameters())
+    assert torch.equal(after[0], before[0]) and torch.equal(after[1], before[1])
+    assert all(not torch.equal(a, b) for a, b in zip(after[2:], before[2:]))
+    assert all(torch.equal(a, b) for a, b in zip(models[0].parameters(), models[1].parameters()))  # seeded
+    draw = torch.rand(1)
+    torch.manual_seed(7)
+    assert torch.equal(draw, torch.rand(1))  # the global RNG stream is left as it was

@@ -73,7 +73,8 @@ def seeded_global_rng(seed: int, device: torch.device) -> Iterator[None]:
         yield
 
 
-def _measure(model: torch.nn.Module, task: TaskAdapter, evals: EvalSets, device: torch.device) -> tuple[float, float | None]:
+def measure(model: torch.nn.Module, task: TaskAdapter, evals: EvalSets, device: torch.device) -> tuple[float, float | None]:
+    """(clean ACC, ASR or None) of ``model`` on the evaluation sets."""
     acc = accuracy(model, task, evals.acc, device)
     asr = accuracy(model, task, evals.asr, device) if evals.asr is not None else None
     return acc, asr
@@ -123,14 +124,14 @@ def process_model(row: Mapping[str, Any], method: str = "seam", overrides: Mappi
         timings["seconds_load"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        result["acc_before"], result["asr_before"] = _measure(model, task, evals, dev)
+        result["acc_before"], result["asr_before"] = measure(model, task, evals, dev)
         timings["seconds_eval"] += time.perf_counter() - t0
 
         def on_phase_end(phase: str, current: torch.nn.Module) -> None:
             if phase != "forget":
                 return
             t = time.perf_counter()
-            result["acc_forget"], result["asr_forget"] = _measure(current, task, evals, dev)
+            result["acc_forget"], result["asr_forget"] = measure(current, task, evals, dev)
             timings["seconds_eval"] += time.perf_counter() - t
 
         data = RepairData(task=task, num_classes=int(row["num_classes"]), clean=repair_data, device=dev, seed=seed,
@@ -142,7 +143,7 @@ def process_model(row: Mapping[str, Any], method: str = "seam", overrides: Mappi
         result["seconds_repair"] = time.perf_counter() - t0 - (timings["seconds_eval"] - eval_before)
 
         t0 = time.perf_counter()
-        result["acc_after"], result["asr_after"] = _measure(model, task, evals, dev)
+        result["acc_after"], result["asr_after"] = measure(model, task, evals, dev)
         timings["seconds_eval"] += time.perf_counter() - t0
         result["fid"] = _fid(result["acc_before"], result["acc_after"], result["asr_after"])
         result.update(

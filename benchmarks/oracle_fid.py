@@ -3,7 +3,9 @@
     python benchmarks/oracle_fid.py ROUND [--limit-clean N]
 
 For every poisoned model, each clean model of the same round stands in for a perfect repair and is
-measured on the poisoned model's own evaluation sets (the sets `seam run` uses): FID =
+measured on the poisoned model's own evaluation sets (the sets `seam run` uses), provided it has the
+same classes (rounds 4-style image rounds draw each model's own sign classes, `class_foregrounds` in
+config.json: there only clean models with the same list qualify, usually none): FID =
 (ACC_clean_model - ASR_clean_model) / ACC_before. A clean model's "ASR" is its natural error rate on
 triggered source-class inputs, which no repair can go below, so the mean is the ceiling a bar on mean
 FID should be read against. A diagnostic: it reads ground truth (which models are clean).
@@ -11,7 +13,9 @@ FID should be read against. A diagnostic: it reads ground truth (which models ar
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+from pathlib import Path
 
 import torch
 
@@ -19,6 +23,13 @@ from manifests.io import load_manifest
 from pipeline.model_loading import load_model
 from pipeline.per_model import measure, split_eval
 from pipeline.tasks import adapter_for
+
+
+def class_identity(row: dict) -> str | None:
+    """What defines the model's classes beyond their count: the sign list of per-model image classes."""
+    config = Path(row["model_dir"]) / "config.json"
+    value = json.loads(config.read_text()).get("class_foregrounds") if config.is_file() else None
+    return None if value is None else str(value)
 
 
 def main() -> None:
@@ -33,9 +44,14 @@ def main() -> None:
     if not clean_rows:
         raise SystemExit(f"{args.round}: no clean model to stand in for a perfect repair")
     task = adapter_for(rows[0]["task"])
-    stand_ins = [load_model(r["model_file"], dev).eval() for r in clean_rows]
+    models = {r["model_id"]: load_model(r["model_file"], dev).eval() for r in clean_rows}
     means = []
     for row in (r for r in rows if r["poisoned"]):
+        classes = class_identity(row)
+        stand_ins = [models[r["model_id"]] for r in clean_rows if class_identity(r) == classes]
+        if not stand_ins:
+            print(f"{row['model_id']}: no clean model of the round has its classes; no ceiling", flush=True)
+            continue
         _, evals = split_eval(task, row, task.load_clean(row["clean_example_dir"], row), 0)
         acc_before, asr_before = measure(load_model(row["model_file"], dev).eval(), task, evals, dev)
         fids, asrs = [], []
@@ -45,9 +61,11 @@ def main() -> None:
             asrs.append(asr)
         means.append(statistics.mean(fids))
         print(f"{row['model_id']} {row['architecture']} {row.get('trigger_type')}: ACC before {acc_before:.3f} "
-              f"ASR before {asr_before:.3f} | clean stand-ins: ASR {statistics.mean(asrs):.3f} "
+              f"ASR before {asr_before:.3f} | {len(stand_ins)} clean stand-ins: ASR {statistics.mean(asrs):.3f} "
               f"oracle FID {means[-1]:.3f} ({min(fids):.3f}..{max(fids):.3f})", flush=True)
-    print(f"{args.round}: {len(means)} poisoned, {len(stand_ins)} clean stand-ins, "
+    if not means:
+        raise SystemExit(f"{args.round}: no poisoned model shares its classes with a clean model")
+    print(f"{args.round}: {len(means)} poisoned with a ceiling, {len(models)} clean models, "
           f"mean oracle FID {statistics.mean(means):.3f}, min {min(means):.3f}")
 
 

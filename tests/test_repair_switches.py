@@ -55,6 +55,41 @@ def test_universal_perturbation_stays_in_its_ball_and_climbs_the_loss() -> None:
     assert loss(ids, torch.zeros(4, 12, 4), torch.zeros(4, 12, dtype=torch.long)) is None
 
 
+@pytest.mark.parametrize("kind", ["universal", "patch"])
+def test_a_free_adversary_steps_from_the_training_backward_one_batch_late(kind: str) -> None:
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4)).eval()
+    x, y = torch.rand(16, 3, 8, 8), torch.randint(0, 4, (16,))
+    if kind == "universal":
+        adversary = UniversalAdversary(model, ImageTask(), eps=0.05, free=True)
+
+        def state() -> torch.Tensor:
+            return adversary.delta
+
+        def changed_loss(value: torch.Tensor) -> float:
+            return float(nn.functional.cross_entropy(model((x + value).clamp(0, 1)), y))
+    else:
+        adversary = PatchAdversary(model, ImageTask(), area=0.25, weight=1.0,
+                                   generator=torch.Generator().manual_seed(0), free=True)
+
+        def state() -> torch.Tensor:
+            return adversary.pattern
+
+        def changed_loss(value: torch.Tensor) -> float:  # the same spots for every pattern compared
+            adversary.generator = torch.Generator().manual_seed(9)
+            return float(nn.functional.cross_entropy(model(adversary.paste(x, value)), y))
+    adversary(x, None, y)
+    start = state().clone()
+    adversary(x, None, y)
+    assert torch.equal(state(), start)  # no backward yet: nothing to step from
+    for _ in range(30):
+        adversary(x, None, y).backward()  # the next call takes the step this backward filled in
+    with torch.no_grad():
+        assert changed_loss(state()) > changed_loss(start)  # it climbs, with no input-gradient pass of its own
+    if kind == "universal":
+        assert float(adversary.delta.abs().max()) <= 0.05 + 1e-7
+
+
 def test_patience_keeps_each_phase_going_until_its_rule_held_that_often(tiny_image_round: Path) -> None:
     row = next(r for r in scan_round(tiny_image_round) if r["poisoned"])
     res = process_model(row, "seam", {"forget_patience": 3, "recover_patience": 2, "adv_eps": 0.05,
@@ -173,6 +208,24 @@ def test_patch_adversary_pastes_one_climbing_pattern_at_a_random_spot_of_each_im
     corners = {tuple(int(i) for i in changed[b].nonzero()[0]) for b in range(16)}
     assert len(corners) > 1  # placed independently per image
     assert adversary(torch.randint(0, 100, (4, 12)), None, torch.zeros(4, 12, dtype=torch.long)) is None
+
+
+def test_per_class_patches_go_on_their_own_class_and_climb_only_from_it() -> None:
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 10 * 10, 4)).eval()
+    x, y = torch.rand(12, 3, 10, 10), torch.tensor([0, 1, 2] * 4)  # class 3 absent from the batch
+    adversary = PatchAdversary(model, ImageTask(), area=0.09, weight=1.0, generator=torch.Generator().manual_seed(0),
+                               classes=4)
+    adversary(x, None, y)
+    assert adversary.pattern.shape == (4, 3, 3, 3)  # one pattern per class
+    start = adversary.pattern.clone()
+    for _ in range(5):
+        adversary(x, None, y)
+    assert torch.equal(adversary.pattern[3], start[3])  # no image of class 3: its pattern never moves
+    assert all(not torch.equal(adversary.pattern[c], start[c]) for c in range(3))
+    marks = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 3, 3, 3)
+    pasted = adversary.paste(torch.full((12, 3, 10, 10), -1.0), marks, y)
+    assert all(set(pasted[b][pasted[b] >= 0].unique().tolist()) == {float(y[b])} for b in range(12))
 
 
 def test_adversaries_in_turn_take_one_batch_each() -> None:

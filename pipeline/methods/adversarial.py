@@ -8,9 +8,11 @@ clean-data recovery does not rebuild the trigger -> target mapping.
 
 The change covers the two trigger families TrojAI rounds use: an additive pattern ``delta`` (L-inf
 <= eps; patches, polygons) and, for images, a per-channel colour transform ``x * (1 + gain) + bias``
-(|gain|, |bias| <= colour; Instagram-style filters). It is updated with the gradient of the same
-backward pass ("free" adversarial training): about one extra forward and backward per batch. Blind:
-only the clean repair examples and their labels are used.
+(|gain|, |bias| <= colour; Instagram-style filters). By default each call climbs at once with its own
+input-gradient pass. With ``free=True`` the change is a leaf of the training loss instead: the
+trainer's one backward fills its gradient too, and the next call takes that step ("free" adversarial
+training, Shafahi et al. 2019), which saves one backward pass per batch. Blind: only the clean repair
+examples and their labels are used.
 """
 from __future__ import annotations
 
@@ -44,8 +46,11 @@ def warm_up(adversary, student: nn.Module, task: TaskAdapter, split: Split, epoc
     try:
         for _ in range(epochs):
             for inputs, target in task.batches(split, split.labels, batch_size, device, generator, True):
-                adversary(inputs, None, target)
+                loss = adversary(inputs, None, target)
+                if loss is not None and loss.requires_grad:
+                    loss.backward()  # a free adversary steps from this gradient at its next call
     finally:
+        student.zero_grad(set_to_none=True)  # the weights are not trained here
         student.train(was_training)
 
 
@@ -56,11 +61,18 @@ class UniversalAdversary:
     """
 
     def __init__(self, student: nn.Module, task: TaskAdapter, eps: float, weight: float = 1.0, colour: float = 0.0,
-                 steps_to_bound: float = 4.0) -> None:
-        self.student, self.task, self.weight = student, task, weight
+                 steps_to_bound: float = 4.0, free: bool = False) -> None:
+        self.student, self.task, self.weight, self.free = student, task, weight, free
         self.bounds = {"delta": eps, "gain": colour, "bias": colour}
         self.steps_to_bound = steps_to_bound
         self.params: dict[str, torch.Tensor] = {}
+        self.pending: dict[str, torch.Tensor] = {}  # free mode: last call's leaves, their grads filled by backward
+
+    def _step(self, grads: dict[str, torch.Tensor | None]) -> None:
+        for name, grad in grads.items():
+            if grad is not None and name in self.params:
+                bound = self.bounds[name]
+                self.params[name] = signed_step(self.params[name], grad, bound / self.steps_to_bound, bound)
 
     @property
     def delta(self) -> torch.Tensor | None:
@@ -81,15 +93,17 @@ class UniversalAdversary:
     def __call__(self, inputs: torch.Tensor, logits: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor | None:
         if not (isinstance(inputs, torch.Tensor) and inputs.is_floating_point()):
             return None  # token ids (NER): no continuous input to change
+        self._step({k: v.grad for k, v in self.pending.items()})
+        self.pending = {}
         if self.delta is None or self.delta.shape[1:] != inputs.shape[1:]:
             self._init(inputs)
         live = {k: v.clone().requires_grad_(True) for k, v in self.params.items()}
         adv_logits = self.task.logits(self.student, self.apply(inputs, live))
         ce = label_loss(adv_logits, target)
-        grads = torch.autograd.grad(ce, list(live.values()), retain_graph=True)
-        for (name, value), grad in zip(self.params.items(), grads):
-            bound = self.bounds[name]
-            self.params[name] = signed_step(value, grad, bound / self.steps_to_bound, bound)
+        if self.free:
+            self.pending = live
+        else:
+            self._step(dict(zip(live, torch.autograd.grad(ce, list(live.values()), retain_graph=True))))
         return self.weight * ce
 
 
@@ -208,32 +222,48 @@ class PatchAdversary:
     """
 
     def __init__(self, student: nn.Module, task: TaskAdapter, area: float, weight: float, generator: torch.Generator,
-                 steps_to_bound: float = 4.0) -> None:
+                 steps_to_bound: float = 4.0, free: bool = False, classes: int = 0) -> None:
         self.student, self.task, self.area, self.weight, self.generator = student, task, area, weight, generator
-        self.step = 1.0 / steps_to_bound
+        self.step, self.free = 1.0 / steps_to_bound, free
+        # classes > 0: one pattern per true class, each pasted on (and climbed by) that class's images only,
+        # so a trigger that works from one source class has a patch of its own to be found by
+        self.classes = classes
         self.pattern: torch.Tensor | None = None
+        self.pending: torch.Tensor | None = None  # free mode: last call's leaf, its grad filled by backward
 
-    def paste(self, inputs: torch.Tensor, pattern: torch.Tensor) -> torch.Tensor:
-        """``inputs`` with ``pattern`` pasted at an independent random spot of each image."""
+    def _climb(self, grad: torch.Tensor | None) -> None:
+        if grad is not None and self.pattern is not None and grad.shape == self.pattern.shape:
+            self.pattern = (self.pattern + self.step * grad.sign()).clamp(0.0, 1.0).detach()
+
+    def paste(self, inputs: torch.Tensor, pattern: torch.Tensor, which: torch.Tensor | None = None) -> torch.Tensor:
+        """``inputs`` with ``pattern[which[b]]`` (default ``pattern[0]``) pasted at an independent random spot of each."""
         size = pattern.shape[-1]
         height, width = inputs.shape[-2:]
         ys = torch.randint(0, height - size + 1, (len(inputs),), generator=self.generator).tolist()
         xs = torch.randint(0, width - size + 1, (len(inputs),), generator=self.generator).tolist()
+        rows = [0] * len(inputs) if which is None else which.tolist()
         out = inputs.clone()
         for b, (y, x) in enumerate(zip(ys, xs)):
-            out[b, :, y:y + size, x:x + size] = pattern[0]
+            out[b, :, y:y + size, x:x + size] = pattern[rows[b]]
         return out
 
     def __call__(self, inputs: torch.Tensor, logits: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor | None:
         if not (isinstance(inputs, torch.Tensor) and inputs.is_floating_point() and inputs.dim() == 4):
             return None
+        if self.pending is not None:
+            self._climb(self.pending.grad)
+            self.pending = None
         if self.pattern is None or self.pattern.shape[1] != inputs.shape[1]:
             side = max(1, min(int(round(self.area ** 0.5 * inputs.shape[-1])), min(inputs.shape[-2:])))
-            self.pattern = torch.rand((1, inputs.shape[1], side, side), generator=self.generator).to(inputs)
+            count = max(self.classes, 1)
+            self.pattern = torch.rand((count, inputs.shape[1], side, side), generator=self.generator).to(inputs)
         live = self.pattern.clone().requires_grad_(True)
-        ce = label_loss(self.task.logits(self.student, self.paste(inputs, live)), target)
-        (grad,) = torch.autograd.grad(ce, live, retain_graph=True)
-        self.pattern = (self.pattern + self.step * grad.sign()).clamp(0.0, 1.0).detach()
+        which = target.clamp(0, self.classes - 1) if self.classes > 0 else None
+        ce = label_loss(self.task.logits(self.student, self.paste(inputs, live, which)), target)
+        if self.free:
+            self.pending = live
+        else:
+            self._climb(torch.autograd.grad(ce, live, retain_graph=True)[0])
         return self.weight * ce
 
 

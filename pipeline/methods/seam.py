@@ -90,6 +90,8 @@ class SeamConfig:
     adv_avoid_pcs: int = 20
     adv_patch: float = 0.0  # >0 (images): a universal patch of this share of the image, pasted at random spots,
     # takes every other batch from the additive change (PatchAdversary: polygon stamps)
+    adv_patch_per_class: bool = False  # images: one patch per true class, pasted on that class's images only
+    # (triggers that work from one source class)
     adv_tokens: int = 1  # token models (NER): soft tokens the adversary inserts side by side (phrase triggers)
     clp_u: float = 0.0  # >0: data-free channel-Lipschitz pruning (CLP, threshold mean + u x std) before forgetting
 
@@ -284,9 +286,12 @@ def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: d
         trace["adv_kept_classes"] = list(targeted.deltas)
         return targeted
     else:
-        adversary = UniversalAdversary(model, data.task, cfg.adv_eps, cfg.adv_weight, cfg.adv_colour)
+        # free: the change steps from the recovery backward's own gradient (the same sign step as a separate
+        # input-gradient pass would take, so identical repairs, one backward pass fewer per batch)
+        adversary = UniversalAdversary(model, data.task, cfg.adv_eps, cfg.adv_weight, cfg.adv_colour, free=True)
         if cfg.adv_patch > 0 and isinstance(inputs, torch.Tensor) and inputs.dim() == 4:
-            patch = PatchAdversary(model, data.task, cfg.adv_patch, cfg.adv_weight, generator(data.seed, 18))
+            patch = PatchAdversary(model, data.task, cfg.adv_patch, cfg.adv_weight, generator(data.seed, 18), free=True,
+                                   classes=data.num_classes if cfg.adv_patch_per_class else 0)
             adversary = InTurn(adversary, patch)
     if cfg.adv_warmup_epochs > 0:
         with timed(trace, "seconds_adv_warmup"):

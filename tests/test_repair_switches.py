@@ -236,6 +236,16 @@ def test_adversaries_in_turn_take_one_batch_each() -> None:
     assert calls == ["a", "b", "a", "b", "a"]
 
 
+def test_a_shared_adversary_sees_only_its_share_of_each_batch() -> None:
+    from pipeline.methods.adversarial import Share
+
+    seen: list[int] = []
+    share = Share(InTurn(lambda x, l, t: seen.append(len(x)), lambda x, l, t: seen.append(-len(t))), 0.25)
+    share(torch.zeros(32, 3, 4, 4), None, torch.zeros(32, dtype=torch.long))
+    share(torch.zeros(6, 3, 4, 4), torch.zeros(6, 2), torch.zeros(6, dtype=torch.long))
+    assert seen == [8, -2] and len(share.adversaries) == 2  # the trace still names the inner adversaries
+
+
 def test_seam_with_a_patch_runs_both_adversaries_on_images(tiny_image_round: Path) -> None:
     row = next(r for r in scan_round(tiny_image_round) if r["poisoned"])
     res = process_model(row, "seam-adv", {"adv_patch": 0.1, "max_recover_epochs": 3})

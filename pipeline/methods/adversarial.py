@@ -277,3 +277,17 @@ class InTurn:
         adversary = self.adversaries[self.turn % len(self.adversaries)]
         self.turn += 1
         return adversary(inputs, logits, target)
+
+
+class Share:
+    """An adversary that sees only the first ``fraction`` of each (shuffled) batch: its extra pass costs that much."""
+
+    def __init__(self, adversary, fraction: float) -> None:
+        self.adversary, self.fraction = adversary, fraction
+        self.adversaries = getattr(adversary, "adversaries", (adversary,))
+
+    def __call__(self, inputs, logits, target):
+        if not isinstance(inputs, torch.Tensor):
+            return self.adversary(inputs, logits, target)
+        keep = max(1, int(round(self.fraction * len(inputs))))
+        return self.adversary(inputs[:keep], None if logits is None else logits[:keep], target[:keep])

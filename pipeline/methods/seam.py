@@ -15,7 +15,7 @@ from typing import Any, Callable, ClassVar, Mapping
 import torch
 from torch import nn
 
-from pipeline.methods.adversarial import (InTurn, PatchAdversary, SubspaceAdversary, TargetedAdversary,
+from pipeline.methods.adversarial import (InTurn, PatchAdversary, Share, SubspaceAdversary, TargetedAdversary,
                                          UniversalAdversary, warm_up)
 from pipeline.methods.clp import clp_prune
 from pipeline.methods.token_adversary import TokenAdversary
@@ -90,6 +90,7 @@ class SeamConfig:
     adv_avoid_pcs: int = 20
     adv_patch: float = 0.0  # >0 (images): a universal patch of this share of the image, pasted at random spots,
     # takes every other batch from the additive change (PatchAdversary: polygon stamps)
+    adv_fraction: float = 1.0  # images: the adversaries change only this share of each batch (cost: that much)
     adv_patch_per_class: bool = False  # images: one patch per true class, pasted on that class's images only
     # (triggers that work from one source class)
     adv_tokens: int = 1  # token models (NER): soft tokens the adversary inserts side by side (phrase triggers)
@@ -293,6 +294,8 @@ def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: d
             patch = PatchAdversary(model, data.task, cfg.adv_patch, cfg.adv_weight, generator(data.seed, 18), free=True,
                                    classes=data.num_classes if cfg.adv_patch_per_class else 0)
             adversary = InTurn(adversary, patch)
+        if 0 < cfg.adv_fraction < 1:
+            adversary = Share(adversary, cfg.adv_fraction)
     if cfg.adv_warmup_epochs > 0:
         with timed(trace, "seconds_adv_warmup"):
             warm_up(adversary, model, data.task, data.clean, cfg.adv_warmup_epochs, cfg.batch_size, data.device,

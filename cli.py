@@ -92,6 +92,26 @@ def repair(
 
 
 @app.command()
+def methods(
+    method: Optional[str] = typer.Argument(None, help="Show this method's config fields (default: list the methods)."),
+) -> None:
+    """List the repair methods, or one method's config: every field, its default, and what each task changes."""
+    from pipeline.registry import available_methods, describe, get_method
+    from pipeline.render import stdout, table
+
+    if method is None:
+        stdout().print(table("repair methods (--method)", ["method", "what it does"],
+                             [(m, get_method(m).summary) for m in available_methods()]))
+        return
+    try:
+        columns, rows = describe(method)
+    except KeyError as exc:
+        _die(str(exc).strip("'\""))
+    stdout().print(table(f"{method}: config (override with --set FIELD=VALUE; 'on <task>': that task's own default)",
+                         columns, rows))
+
+
+@app.command()
 def bench(
     source: Path = typer.Argument(..., help="Round directory or manifest Parquet file."),
     methods: str = typer.Option("seam,finetune,fineprune,nad", "--methods", help="Comma-separated methods."),

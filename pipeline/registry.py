@@ -119,3 +119,15 @@ def parse_overrides(method: str, assignments: list[str] | None) -> dict[str, Any
             out[key] = kind(text)
     method_config(method, out)  # the config's own checks (e.g. allowed values) fail here, before any work
     return out
+
+
+def describe(method: str) -> tuple[list[str], list[list[str]]]:
+    """(columns, rows) of a method's config: each field, its default and, per task, the value that task uses."""
+    cls = get_method(method).config_cls
+    per_task = task_defaults(cls)
+    columns = ["field", "default", *(f"on {task}" for task in per_task)]
+    rows = []
+    for field in dataclasses.fields(cls):
+        default = getattr(cls(), field.name)
+        rows.append([field.name, repr(default), *(repr(v[field.name]) if field.name in v else "" for v in per_task.values())])
+    return columns, rows

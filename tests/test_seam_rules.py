@@ -144,3 +144,19 @@ def test_reset_reinitialises_every_trainable_parameter_reproducibly_and_leaves_t
     draw = torch.rand(1)
     torch.manual_seed(7)
     assert torch.equal(draw, torch.rand(1))  # the global RNG stream is left as it was
+
+
+def test_methods_command_lists_methods_and_shows_per_task_defaults() -> None:
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    runner, wide = CliRunner(), {"COLUMNS": "200"}
+    listed = runner.invoke(app, ["methods"], env=wide)
+    assert listed.exit_code == 0 and all(m in listed.output for m in available_methods())
+    shown = runner.invoke(app, ["methods", "seam-adv"], env=wide)
+    assert shown.exit_code == 0
+    row = next(line for line in shown.output.splitlines() if " forget_mode " in line)
+    assert "'labels'" in row and "'reset'" in row and "on sentiment" in shown.output
+    unknown = runner.invoke(app, ["methods", "nope"], env=wide)
+    assert unknown.exit_code == 2 and "unknown repair method" in unknown.output

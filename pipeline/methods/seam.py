@@ -363,5 +363,6 @@ class SeamAdvConfig(SeamConfig):
 
 @register_method("seam-adv", SeamAdvConfig)
 def seam_adv(model: nn.Module, data: RepairData, cfg: SeamAdvConfig) -> tuple[nn.Module, dict]:
-    """SEAM whose recovery also unlearns a universal adversarial change, so clean data cannot rebuild the backdoor."""
+    """SEAM tuned per task: recovery that unlearns a universal adversarial change (images, NER); sentiment heads
+    forget by re-initialisation. Clean data alone then cannot rebuild the backdoor."""
     return seam(model, data, cfg)

@@ -27,7 +27,6 @@ from pipeline.training import (accuracy, balanced_split, make_optimizer, random_
 
 
 FORGET_LABELS = {"wrong": random_wrong_labels, "uniform": random_labels}
-FORGET_MODES = ("labels", "reset")
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,7 @@ class SeamConfig:
         if self.forget_labels not in FORGET_LABELS:
             raise ValueError(f"forget_labels must be one of {sorted(FORGET_LABELS)}, not {self.forget_labels!r}")
         if self.forget_mode not in FORGET_MODES:
-            raise ValueError(f"forget_mode must be one of {list(FORGET_MODES)}, not {self.forget_mode!r}")
+            raise ValueError(f"forget_mode must be one of {sorted(FORGET_MODES)}, not {self.forget_mode!r}")
 
 
 def forget_threshold(num_classes: int) -> float:
@@ -147,14 +146,9 @@ def is_flat(history: list[float], epochs: int) -> bool:
     return len(history) >= epochs and len(set(history[-epochs:])) == 1
 
 
-def forget(model: nn.Module, data: RepairData, split, cfg: SeamConfig, trace: dict) -> None:
+def forget_on_labels(model: nn.Module, data: RepairData, split, cfg: SeamConfig, trace: dict) -> None:
+    """Algorithm 1: train on random labels (redrawn every epoch) until forget-set accuracy is below the threshold."""
     threshold = forget_threshold(data.num_classes)
-    if cfg.forget_mode == "reset":
-        reset_parameters(model, generator(data.seed, 19))
-        acc = accuracy(model, data.task, split, data.device)
-        trace.update(forget_threshold=threshold, forget_acc=[round(acc, 4)], epochs_forget=0,
-                     forget_reached=acc < threshold, forget_mode="reset")
-        return
     opt = make_optimizer(model.parameters(), optim(cfg.optimizer, cfg.forget_lr, cfg.momentum, cfg.weight_decay))
     g_labels = generator(data.seed, 11)
     draw = FORGET_LABELS[cfg.forget_labels]  # redrawn every epoch
@@ -162,6 +156,22 @@ def forget(model: nn.Module, data: RepairData, split, cfg: SeamConfig, trace: di
                                       lambda acc: acc < threshold, cfg.forget_patience, cfg.max_forget_epochs, opt,
                                       generator(data.seed, 12), cfg)
     trace.update(forget_threshold=threshold, forget_acc=history, epochs_forget=len(history), forget_reached=reached)
+
+
+def forget_by_reset(model: nn.Module, data: RepairData, split, cfg: SeamConfig, trace: dict) -> None:
+    """Forgetting's limit: every trainable parameter re-initialised (seeded); no epochs."""
+    threshold = forget_threshold(data.num_classes)
+    reset_parameters(model, generator(data.seed, 19))
+    acc = accuracy(model, data.task, split, data.device)
+    trace.update(forget_threshold=threshold, forget_acc=[round(acc, 4)], epochs_forget=0, forget_reached=acc < threshold)
+
+
+FORGET_MODES = {"labels": forget_on_labels, "reset": forget_by_reset}
+
+
+def forget(model: nn.Module, data: RepairData, split, cfg: SeamConfig, trace: dict) -> None:
+    trace["forget_mode"] = cfg.forget_mode
+    FORGET_MODES[cfg.forget_mode](model, data, split, cfg, trace)
 
 
 def distillation_loss(student: nn.Module, teacher: nn.Module | None, task, cfg: SeamConfig):

@@ -44,11 +44,11 @@ def main() -> None:
     if not clean_rows:
         raise SystemExit(f"{args.round}: no clean model to stand in for a perfect repair")
     task = adapter_for(rows[0]["task"])
-    models = {r["model_id"]: load_model(r["model_file"], dev).eval() for r in clean_rows}
+    models = [(class_identity(r), load_model(r["model_file"], dev).eval()) for r in clean_rows]
     means = []
     for row in (r for r in rows if r["poisoned"]):
         classes = class_identity(row)
-        stand_ins = [models[r["model_id"]] for r in clean_rows if class_identity(r) == classes]
+        stand_ins = [model for identity, model in models if identity == classes]
         if not stand_ins:
             print(f"{row['model_id']}: no clean model of the round has its classes; no ceiling", flush=True)
             continue

@@ -126,8 +126,7 @@ def describe(method: str) -> tuple[list[str], list[list[str]]]:
     cls = get_method(method).config_cls
     per_task = task_defaults(cls)
     columns = ["field", "default", *(f"on {task}" for task in per_task)]
-    rows = []
-    for field in dataclasses.fields(cls):
-        default = getattr(cls(), field.name)
-        rows.append([field.name, repr(default), *(repr(v[field.name]) if field.name in v else "" for v in per_task.values())])
+    defaults = cls()
+    rows = [[f.name, repr(getattr(defaults, f.name)), *(repr(v[f.name]) if f.name in v else "" for v in per_task.values())]
+            for f in dataclasses.fields(cls)]
     return columns, rows

@@ -46,9 +46,9 @@ def warm_up(adversary, student: nn.Module, task: TaskAdapter, split: Split, epoc
     try:
         for _ in range(epochs):
             for inputs, target in task.batches(split, split.labels, batch_size, device, generator, True):
-                loss = adversary(inputs, None, target)
-                if loss is not None and loss.requires_grad:
-                    loss.backward()  # a free adversary steps from this gradient at its next call
+                loss = adversary(inputs, None, target)  # an eager adversary has stepped already
+                if getattr(adversary, "free", False) and loss is not None:
+                    loss.backward()  # a free one steps from this gradient at its next call
     finally:
         student.zero_grad(set_to_none=True)  # the weights are not trained here
         student.train(was_training)
@@ -272,6 +272,7 @@ class InTurn:
 
     def __init__(self, *adversaries) -> None:
         self.adversaries, self.turn = adversaries, 0
+        self.free = any(getattr(a, "free", False) for a in adversaries)
 
     def __call__(self, inputs, logits, target):
         adversary = self.adversaries[self.turn % len(self.adversaries)]
@@ -285,6 +286,7 @@ class Share:
     def __init__(self, adversary, fraction: float) -> None:
         self.adversary, self.fraction = adversary, fraction
         self.adversaries = getattr(adversary, "adversaries", (adversary,))
+        self.free = getattr(adversary, "free", False)
 
     def __call__(self, inputs, logits, target):
         if not isinstance(inputs, torch.Tensor):

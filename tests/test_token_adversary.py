@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from manifests.scan import scan_round
-from pipeline.methods.token_adversary import TokenAdversary, insert_at
+from pipeline.methods.token_adversary import TokenAdversary, insert_at, other_type_mask
 from pipeline.per_model import process_model
 from tests import roundfixtures as rf
 
@@ -54,6 +54,45 @@ def test_soft_tokens_stay_in_the_vocabulary_box_and_climb_the_entity_loss(tokens
     assert bool((adversary.vector >= table.min(0).values - 1e-6).all())
     assert bool((adversary.vector <= table.max(0).values + 1e-6).all())
     assert float(adversary.vector.norm(dim=-1).max()) <= float(table.norm(dim=1).max()) + 1e-5
+
+
+def test_other_type_mask_follows_round_7s_bio_layout() -> None:
+    mask = other_type_mask(9)  # O, B-MISC, I-MISC, B-PER, I-PER, B-ORG, I-ORG, B-LOC, I-LOC
+    assert mask is not None and mask.shape == (9, 9)
+    assert not bool(mask[0].any()) and not bool(mask[:, 0].any())  # O is neither a source nor a goal
+    assert mask[3].tolist() == [False, True, True, False, False, True, True, True, True]  # B-PER: not PER, not O
+    assert mask[4].tolist() == mask[3].tolist()  # I-PER: the same goals
+    assert other_type_mask(8) is None and other_type_mask(3) is None  # not 1 + 2k entity labels: no type layout
+
+
+def test_type_objective_climbs_towards_another_entity_type() -> None:
+    torch.manual_seed(0)
+    model = rf.tiny_ner_model(5)  # O, B-X, I-X, B-Y, I-Y
+    for p in model.parameters():
+        p.requires_grad_(False)
+    ids = torch.randint(1, len(rf.BERT_VOCAB), (8, 10))
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    labels = torch.randint(1, 5, (8, 10))
+    labels[:, ::2] = 0
+    labels[:, 0] = -100
+    adversary = TokenAdversary(model, eps=0.2, weight=1.0, generator=torch.Generator().manual_seed(0), tokens=2,
+                               objective="type", num_classes=5)
+    goal = other_type_mask(5)
+
+    def other_type_share() -> float:
+        with torch.no_grad():
+            logits, _ = adversary.logits(inputs, adversary.vector, torch.full((8,), 3))
+        shifted = torch.cat([labels[:, :3], torch.full((8, 2), -100), labels[:, 3:]], 1)
+        keep = shifted > 0
+        probs = logits[keep].softmax(-1)
+        return float((probs * goal[shifted[keep]]).sum(-1).mean())
+
+    before = other_type_share()
+    for _ in range(30):
+        adversary(inputs, None, labels)
+    assert other_type_share() > before
+    with pytest.raises(ValueError, match="objective"):
+        TokenAdversary(model, eps=0.1, weight=1.0, generator=torch.Generator(), objective="nope")
 
 
 def test_soft_token_adversary_leaves_models_without_an_embedding_path_alone() -> None:

@@ -18,7 +18,7 @@ from torch import nn
 from pipeline.methods.adversarial import (InTurn, PatchAdversary, Share, SubspaceAdversary, TargetedAdversary,
                                          UniversalAdversary, warm_up)
 from pipeline.methods.clp import clp_prune
-from pipeline.methods.token_adversary import TokenAdversary
+from pipeline.methods.token_adversary import TOKEN_OBJECTIVES, TokenAdversary
 from pipeline.methods.common import generator, optim, timed
 from pipeline.registry import register_method
 from pipeline.tasks.base import RepairData
@@ -93,6 +93,8 @@ class SeamConfig:
     adv_patch_per_class: bool = False  # images: one patch per true class, pasted on that class's images only
     # (triggers that work from one source class)
     adv_tokens: int = 1  # token models (NER): soft tokens the adversary inserts side by side (phrase triggers)
+    adv_token_objective: str = "entity"  # NER: the phrase climbs away from entity words' labels ("entity") or
+    # towards another entity type ("type": what round-7 triggers do)
     clp_u: float = 0.0  # >0: data-free channel-Lipschitz pruning (CLP, threshold mean + u x std) before forgetting
 
     def __post_init__(self) -> None:
@@ -100,6 +102,8 @@ class SeamConfig:
             raise ValueError(f"forget_labels must be one of {sorted(FORGET_LABELS)}, not {self.forget_labels!r}")
         if self.forget_mode not in FORGET_MODES:
             raise ValueError(f"forget_mode must be one of {sorted(FORGET_MODES)}, not {self.forget_mode!r}")
+        if self.adv_token_objective not in TOKEN_OBJECTIVES:
+            raise ValueError(f"adv_token_objective must be one of {TOKEN_OBJECTIVES}, not {self.adv_token_objective!r}")
 
 
 def forget_threshold(num_classes: int) -> float:
@@ -285,7 +289,8 @@ def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: d
     elif cfg.adv_eps <= 0:  # adv_radius is for embedding summaries only: nothing to build for other inputs
         return None
     elif isinstance(inputs, dict):  # token ids (NER): a soft token inserted into sentences
-        adversary = TokenAdversary(model, cfg.adv_eps, cfg.adv_weight, generator(data.seed, 16), cfg.adv_tokens)
+        adversary = TokenAdversary(model, cfg.adv_eps, cfg.adv_weight, generator(data.seed, 16), cfg.adv_tokens,
+                                   objective=cfg.adv_token_objective, num_classes=data.num_classes)
         trace["adv_applies"] = adversary.applies
         if not adversary.applies:
             return None

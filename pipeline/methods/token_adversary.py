@@ -52,8 +52,13 @@ class TokenAdversary:
     """
 
     def __init__(self, student: nn.Module, eps: float, weight: float, generator: torch.Generator, tokens: int = 1,
-                 steps_to_bound: float = 4.0) -> None:
+                 steps_to_bound: float = 4.0, objective: str = "entity", num_classes: int = 0) -> None:
+        if objective not in TOKEN_OBJECTIVES:
+            raise ValueError(f"token adversary objective must be one of {TOKEN_OBJECTIVES}, not {objective!r}")
         self.weight, self.generator = weight, generator
+        # "type": climb towards any label of *another* entity type (round 7's BIO layout: O = 0, then B/I pairs),
+        # which is what a round-7 trigger does; "entity": away from the true label (B -> I counts too)
+        self.other_type = other_type_mask(num_classes) if objective == "type" else None
         self.path = embedding_path(student)
         if self.path is not None:  # the bounds live on the model's device, as the vector does
             table = self.path[0].get_input_embeddings().weight.detach()
@@ -95,10 +100,34 @@ class TokenAdversary:
         adv_logits, _ = self.logits(inputs, live, positions)
         flat_logits, flat = adv_logits.reshape(-1, adv_logits.shape[-1]), labels.reshape(-1)
         ce = nn.functional.cross_entropy(flat_logits, flat, ignore_index=IGNORE)
-        entity = flat != IGNORE
-        if bool(entity.any()):  # the background label (the most frequent one, "O") is not what triggers flip
-            entity &= flat != torch.mode(flat[entity]).values
-        ascent = nn.functional.cross_entropy(flat_logits[entity], flat[entity]) if bool(entity.any()) else ce
+        ascent = self.ascent(flat_logits, flat, ce)
         (grad,) = torch.autograd.grad(ascent, live, retain_graph=True)
         self.vector = self.project(live.detach() + self.step * grad.sign())
         return self.weight * ce
+
+    def ascent(self, logits: torch.Tensor, labels: torch.Tensor, ce: torch.Tensor) -> torch.Tensor:
+        """What the soft phrase climbs, on entity words only (the background label is not what triggers flip)."""
+        entity = labels != IGNORE
+        if self.other_type is not None:
+            entity &= (labels > 0) & (labels < len(self.other_type))
+            if not bool(entity.any()):
+                return ce
+            allowed = self.other_type.to(logits.device)[labels[entity]]
+            picked = logits[entity]
+            return (picked.masked_fill(~allowed, float("-inf")).logsumexp(-1) - picked.logsumexp(-1)).mean()
+        if bool(entity.any()):  # the background is the most frequent label ("O")
+            entity &= labels != torch.mode(labels[entity]).values
+        return nn.functional.cross_entropy(logits[entity], labels[entity]) if bool(entity.any()) else ce
+
+
+TOKEN_OBJECTIVES = ("entity", "type")
+
+
+def other_type_mask(num_classes: int) -> torch.Tensor | None:
+    """[C, C] bool: ``[y, l]`` when ``l`` is an entity label of another type than ``y`` (O = 0, then B/I pairs).
+
+    None when C is not 1 + 2k (not round 7's layout): the caller then keeps the "entity" objective."""
+    if num_classes < 5 or num_classes % 2 == 0:
+        return None
+    kind = torch.tensor([-1] + [(label - 1) // 2 for label in range(1, num_classes)])
+    return (kind.unsqueeze(1) != kind.unsqueeze(0)) & (kind.unsqueeze(0) >= 0) & (kind.unsqueeze(1) >= 0)

@@ -106,6 +106,9 @@ def test_seam_adv_uses_the_soft_token_on_a_tiny_ner_round(tiny_ner_round: Path) 
     row = next(r for r in scan_round(tiny_ner_round) if r["poisoned"])
     result = process_model(row, "seam-adv", None, device="cpu")
     assert result["status"] == "ok", result.get("error")
-    assert json.loads(result["trace_json"])["adv_applies"] is True
+    trace = json.loads(result["trace_json"])
+    assert trace["adv_applies"] is True
+    assert json.loads(result["config_json"])["adv_token_objective"] == "type"  # seam-adv's default
+    assert result["num_classes"] == 9 and trace["adv_objective"] == "type"  # O + B/I of 4 types: the type layout
     assert result["asr_after"] < 0.5 * result["asr_before"]
     assert result["acc_after"] > 0.8 * result["acc_before"]

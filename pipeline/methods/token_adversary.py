@@ -59,6 +59,7 @@ class TokenAdversary:
         # "type": climb towards any label of *another* entity type (round 7's BIO layout: O = 0, then B/I pairs),
         # which is what a round-7 trigger does; "entity": away from the true label (B -> I counts too)
         self.other_type = other_type_mask(num_classes) if objective == "type" else None
+        self.objective = "type" if self.other_type is not None else "entity"  # what runs (the trace records it)
         self.path = embedding_path(student)
         if self.path is not None:  # the bounds live on the model's device, as the vector does
             table = self.path[0].get_input_embeddings().weight.detach()

@@ -9,6 +9,7 @@ ground truth (which models are clean) and the held-out test folders.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 from pathlib import Path
 
@@ -35,6 +36,11 @@ def main() -> None:
     folder = rt_data.data_dir()
     pos, neg = rt_data.read_lexicon(folder)
     vader = rt_data.vader_scorer()
+
+    @functools.cache  # models of a round share test reviews: score each text once
+    def scores(text: str) -> tuple[int, float]:
+        return rt_data.lexicon_score(text, pos, neg), vader(text)
+
     pairs: list[tuple[int, float, int]] = []  # (GI agreement, VADER agreement, correct)
     for row in rows:
         test_dir = Path(row["model_dir"]) / "clean_test_data"
@@ -45,7 +51,8 @@ def main() -> None:
         for example, p in zip(examples, pred.tolist()):
             text = Path(example.path).read_text(encoding="utf-8").strip()
             sign = 1 if example.label else -1
-            pairs.append((sign * rt_data.lexicon_score(text, pos, neg), sign * vader(text), int(p == example.label)))
+            gi, vd = scores(text)
+            pairs.append((sign * gi, sign * vd, int(p == example.label)))
         print(f"{row['model_id']}: clean test ACC {float((pred == split.labels).float().mean()):.3f}", flush=True)
     for gi, vd in FILTERS:
         kept = [ok for g, v, ok in pairs if g >= gi and v >= vd]

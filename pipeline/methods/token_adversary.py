@@ -67,6 +67,8 @@ class TokenAdversary:
             self.radius = float(table.norm(dim=1).max())  # no longer than the longest real token embedding
             self.step = eps * (self.high - self.low) / steps_to_bound
             self.vector = table.mean(0).repeat(tokens, 1)  # [tokens, H]: inserted side by side (a phrase)
+            if self.other_type is not None:
+                self.other_type = self.other_type.to(table.device)  # once, not per batch
 
     def project(self, vector: torch.Tensor) -> torch.Tensor:
         """Into the vocabulary's per-dimension box, then onto the ball of the longest token's norm: the box's
@@ -108,14 +110,14 @@ class TokenAdversary:
 
     def ascent(self, logits: torch.Tensor, labels: torch.Tensor, ce: torch.Tensor) -> torch.Tensor:
         """What the soft phrase climbs, on entity words only (the background label is not what triggers flip)."""
-        entity = labels != IGNORE
         if self.other_type is not None:
-            entity &= (labels > 0) & (labels < len(self.other_type))
+            entity = (labels > 0) & (labels < len(self.other_type))  # entity labels (IGNORE is negative, O is 0)
             if not bool(entity.any()):
                 return ce
-            allowed = self.other_type.to(logits.device)[labels[entity]]
+            allowed = self.other_type[labels[entity]]
             picked = logits[entity]
             return (picked.masked_fill(~allowed, float("-inf")).logsumexp(-1) - picked.logsumexp(-1)).mean()
+        entity = labels != IGNORE
         if bool(entity.any()):  # the background is the most frequent label ("O")
             entity &= labels != torch.mode(labels[entity]).values
         return nn.functional.cross_entropy(logits[entity], labels[entity]) if bool(entity.any()) else ce

@@ -95,8 +95,6 @@ class SeamConfig:
     adv_tokens: int = 1  # token models (NER): soft tokens the adversary inserts side by side (phrase triggers)
     adv_token_objective: str = "entity"  # NER: the phrase climbs away from entity words' labels ("entity") or
     # towards another entity type ("type": what round-7 triggers do)
-    mention_swap: float = 0.0  # NER recovery: each entity mention is replaced with this probability by another clean
-    # mention of its type (more distinct sentences from the same 20 per class; pipeline/tasks/ner_augment.py)
     clp_u: float = 0.0  # >0: data-free channel-Lipschitz pruning (CLP, threshold mean + u x std) before forgetting
 
     def __post_init__(self) -> None:
@@ -104,8 +102,6 @@ class SeamConfig:
             raise ValueError(f"forget_labels must be one of {sorted(FORGET_LABELS)}, not {self.forget_labels!r}")
         if self.forget_mode not in FORGET_MODES:
             raise ValueError(f"forget_mode must be one of {sorted(FORGET_MODES)}, not {self.forget_mode!r}")
-        if not 0.0 <= self.mention_swap <= 1.0:
-            raise ValueError(f"mention_swap is a probability in [0, 1], not {self.mention_swap!r}")
         if self.adv_token_objective not in TOKEN_OBJECTIVES:
             raise ValueError(f"adv_token_objective must be one of {TOKEN_OBJECTIVES}, not {self.adv_token_objective!r}")
 
@@ -123,8 +119,7 @@ def recover_target(original_accuracy: float, ratio: float = 0.97) -> float:
 def train_until(model: nn.Module, data: RepairData, split, labels_for_epoch, rule, patience: int, max_epochs: int,
                 opt: torch.optim.Optimizer, g_batches: torch.Generator, cfg: SeamConfig, extra=None,
                 stall: tuple[int, Callable[[], torch.optim.Optimizer]] | None = None,
-                clip_norm: float = 0.0, on_epoch: Callable[[], None] | None = None,
-                mention_swap: float = 0.0) -> tuple[list, bool, int | None]:
+                clip_norm: float = 0.0, on_epoch: Callable[[], None] | None = None) -> tuple[list, bool, int | None]:
     """Train epoch by epoch until ``rule(accuracy on split)`` has held ``patience`` times (or the cap).
 
     Returns the per-epoch accuracies, whether the rule ever held, and the epoch after which ``stall``'s
@@ -137,8 +132,7 @@ def train_until(model: nn.Module, data: RepairData, split, labels_for_epoch, rul
     swapped: int | None = None
     for epoch in range(max_epochs):
         train_one_epoch(model, data.task, split, labels_for_epoch(), opt, cfg.batch_size, data.device, g_batches,
-                        cfg.augment, cfg.bn_mode, extra_loss=extra, bn_split=data.clean, clip_norm=clip_norm,
-                        mention_swap=mention_swap)
+                        cfg.augment, cfg.bn_mode, extra_loss=extra, bn_split=data.clean, clip_norm=clip_norm)
         acc = accuracy(model, data.task, split, data.device)
         history.append(round(acc, 4))
         if on_epoch is not None:
@@ -234,8 +228,7 @@ def recover(model: nn.Module, data: RepairData, split, target: float, cfg: SeamC
     history, reached, swapped = train_until(
         model, data, split, lambda: split.labels, lambda acc: acc > target, cfg.recover_patience,
         cfg.max_recover_epochs, opt, generator(data.seed, 13), cfg, extra, stall, cfg.recover_clip_norm,
-        (lambda: snapshots.append(copy.deepcopy(model.state_dict()))) if cfg.recover_average > 1 else None,
-        cfg.mention_swap)
+        (lambda: snapshots.append(copy.deepcopy(model.state_dict()))) if cfg.recover_average > 1 else None)
     trace.update(recover_target=target, recover_acc=history, epochs_recover=len(history), recover_reached=reached,
                  recover_stall_swap_epoch=swapped)
     if len(snapshots) > 1:

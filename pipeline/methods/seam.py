@@ -7,6 +7,7 @@ accuracy on it. ASR never enters any decision (the phase hook only logs it).
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections import deque
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -95,6 +96,8 @@ class SeamConfig:
     adv_tokens: int = 1  # token models (NER): soft tokens the adversary inserts side by side (phrase triggers)
     adv_token_objective: str = "entity"  # NER: the phrase climbs away from entity words' labels ("entity") or
     # towards another entity type ("type": what round-7 triggers do)
+    insert_copies: int = 0  # text summaries (sentiment): add this many copies of every clean text with 1-3 random
+    # insertions (character, vocabulary word or run of words) and its own label (pipeline/tasks/text_insertions.py)
     clp_u: float = 0.0  # >0: data-free channel-Lipschitz pruning (CLP, threshold mean + u x std) before forgetting
 
     def __post_init__(self) -> None:
@@ -102,6 +105,8 @@ class SeamConfig:
             raise ValueError(f"forget_labels must be one of {sorted(FORGET_LABELS)}, not {self.forget_labels!r}")
         if self.forget_mode not in FORGET_MODES:
             raise ValueError(f"forget_mode must be one of {sorted(FORGET_MODES)}, not {self.forget_mode!r}")
+        if self.insert_copies < 0:
+            raise ValueError(f"insert_copies must be >= 0, not {self.insert_copies!r}")
         if self.adv_token_objective not in TOKEN_OBJECTIVES:
             raise ValueError(f"adv_token_objective must be one of {TOKEN_OBJECTIVES}, not {self.adv_token_objective!r}")
 
@@ -319,13 +324,24 @@ def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: d
     return adversary
 
 
+def with_insertion_copies(data: RepairData, copies: int) -> tuple[RepairData, int]:
+    """The repair data with text copies carrying random insertions, where the task has texts (sentiment); both
+    phases then draw from originals and copies alike. Returns how many copies were added."""
+    add = getattr(data.task, "with_insertions", None)
+    if copies <= 0 or add is None:
+        return data, 0
+    clean = add(data.clean, copies, data.seed)
+    return dataclasses.replace(data, clean=clean), len(clean) - len(data.clean)
+
+
 @register_method("seam", SeamConfig)
 def seam(model: nn.Module, data: RepairData, cfg: SeamConfig) -> tuple[nn.Module, dict]:
     """SEAM: forget on random wrong labels, recover on true labels, both stopped blindly."""
+    data, added = with_insertion_copies(data, cfg.insert_copies)
     labels = data.clean.classes
     forget_idx, recover_idx = balanced_split(labels, cfg.forget_per_class, generator(data.seed, 10), cfg.disjoint)
     d_for, d_rec = data.clean.subset(forget_idx), data.clean.subset(recover_idx)
-    trace: dict = {"n_forget": len(d_for), "n_recover": len(d_rec)}
+    trace: dict = {"n_forget": len(d_for), "n_recover": len(d_rec), "n_insertion_copies": added}
     original = accuracy(model, data.task, d_rec, data.device)
     trace["recover_set_acc_before"] = original
     teacher = copy.deepcopy(model).eval() if cfg.distill_weight > 0 else None
@@ -363,8 +379,10 @@ class SeamAdvConfig(SeamConfig):
         # a frozen-summary head: random labels only tilt its decision, so it forgets by re-initialisation and is
         # trained again like the rounds' heads (Adam 1e-3), 5 epochs at target; the adversaries cost it clean
         # accuracy for no FID (chosen on bench sentiment seed 2, confirmed on seed 3; docs/SEAM.md)
+        # Copies with random insertions (8 per text) teach the new head that inserted text carries no sentiment
+        # (chosen on bench sentiment seed 2, confirmed on seed 3; docs/SEAM.md)
         "sentiment": MappingProxyType({"forget_mode": "reset", "recover_optimizer": "adam", "recover_lr": 0.001,
-                                       "recover_patience": 5, "adv_eps": 0.0}),
+                                       "recover_patience": 5, "adv_eps": 0.0, "insert_copies": 8}),
     })
 
     disjoint: bool = False  # with the adversary guarding recovery, more recovery data keeps more clean accuracy

@@ -16,6 +16,7 @@ class Split:
     inputs: Any
     labels: torch.Tensor
     strata: torch.Tensor | None = None  # one class per example for balancing when labels are per token (NER)
+    texts: list[str] | None = None  # the raw texts behind ``inputs`` where they are summaries (sentiment)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -26,7 +27,8 @@ class Split:
         return self.labels if self.strata is None else self.strata
 
     def subset(self, index: torch.Tensor) -> "Split":
-        return Split(_index(self.inputs, index), self.labels[index], None if self.strata is None else self.strata[index])
+        return Split(_index(self.inputs, index), self.labels[index], None if self.strata is None else self.strata[index],
+                     None if self.texts is None else [self.texts[i] for i in index.tolist()])
 
 
 def _index(inputs: Any, index: torch.Tensor) -> Any:

@@ -16,6 +16,7 @@ from manifests.examples import Example, list_examples
 from pipeline.safe_pickle import safe_torch_load
 from pipeline.tasks.base import Split, index_batches, select_triggered, trigger_targets
 from pipeline.tasks.embed_cache import CACHE_ENV, EmbeddingCache, summary_vectors
+from pipeline.tasks.text_insertions import insertion_copies, vocabulary
 
 CACHE_DIRNAME = ".seam-cache"
 
@@ -48,6 +49,7 @@ class SentimentTask:
         self.cache_dir = cache_dir
         self.device = device or torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
         self._encoder: tuple[str, Any, Any] | None = None  # (embedding file, embedding, tokenizer), loaded on demand
+        self._row: Mapping[str, Any] | None = None  # the model whose clean examples were loaded (for new texts)
 
     def _load_encoder(self, row: Mapping[str, Any]) -> tuple[Any, Any]:
         emb_file, tok_file = row.get("embedding_file"), row.get("tokenizer_file")
@@ -77,12 +79,26 @@ class SentimentTask:
     def _split(self, examples: list[Example], labels: list[int], row: Mapping[str, Any]) -> Split:
         if not examples:
             return Split(torch.empty(0, 1, 0), torch.empty(0, dtype=torch.long))
-        vectors = self.embed([read_text(e.path) for e in examples], row)
-        return Split(vectors.unsqueeze(1), torch.tensor(labels, dtype=torch.long))
+        texts = [read_text(e.path) for e in examples]
+        return Split(self.embed(texts, row).unsqueeze(1), torch.tensor(labels, dtype=torch.long), texts=texts)
 
     def load_clean(self, folder: str | None, row: Mapping[str, Any]) -> Split:
         _, examples = list_examples(Path(folder) if folder else None)
+        self._row = row
         return self._split(examples, [e.label for e in examples], row)
+
+    def with_insertions(self, split: Split, copies: int, seed: int) -> Split:
+        """``split`` followed by ``copies`` copies of each of its texts with random insertions and the text's
+        label (``text_insertions``), embedded through the round cache like any text."""
+        if copies <= 0 or not len(split):
+            return split
+        if split.texts is None or self._row is None:
+            raise ValueError("insertion copies need the clean texts: load them with this adapter first")
+        _, tokenizer = self._load_encoder(self._row)
+        texts = insertion_copies(split.texts, copies, seed, vocabulary(tokenizer))
+        vectors = self.embed(texts, self._row).unsqueeze(1)
+        labels = split.labels.repeat_interleave(copies)
+        return Split(torch.cat([split.inputs, vectors]), torch.cat([split.labels, labels]), texts=split.texts + texts)
 
     def load_triggered(self, folder: str | None, row: Mapping[str, Any]) -> Split | None:
         """Triggered reviews from the source classes, labelled with the target class (for ASR)."""

@@ -38,7 +38,11 @@ def _index(inputs: Any, index: torch.Tensor) -> Any:
 
 
 class TaskAdapter(Protocol):
-    """Task-specific pieces of the shared training loop (train_one_epoch / evaluate)."""
+    """Task-specific pieces of the shared training loop (train_one_epoch / evaluate).
+
+    Adapters whose examples are texts behind fixed summaries (sentiment) also offer
+    ``with_insertions(split, copies, seed) -> Split``: SEAM's ``insert_copies`` looks for it.
+    """
 
     name: str
 

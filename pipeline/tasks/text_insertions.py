@@ -4,7 +4,7 @@ Round 5/6 triggers are a character, a word or a phrase inserted at a random posi
 again on 20 clean reviews per class (``forget_mode=reset``) has never seen an insertion, so any of
 them can tip it. Copies of each clean review with 1-3 random insertions (a punctuation character, a
 word of the tokenizer's vocabulary, or a run of 2-6 such words), labelled with the review's own
-label, teach the head that inserted text carries no sentiment, and give it five times the examples.
+label, teach the head that inserted text carries no sentiment, and multiply its examples.
 Blind: only clean examples and the round's tokenizer are read; the trigger list is never used.
 """
 from __future__ import annotations

@@ -195,3 +195,25 @@ def test_process_model_runs_on_nlp_fixture_rounds(tmp_path: Path, make) -> None:
                                device="cpu")
         assert result["status"] == "ok", result.get("error")
         assert result["acc_before"] is not None and (result["asr_before"] is not None) == bool(row["poisoned"])
+
+
+def test_embedding_cache_merges_its_shards(tmp_path: Path) -> None:
+    """Every write adds a shard; past MAX_SHARDS they are merged into one and every vector is still served."""
+    from pipeline.tasks.embed_cache import MAX_SHARDS, EmbeddingCache
+
+    cache = EmbeddingCache(tmp_path / "cache")
+    computed: list[str] = []
+
+    def compute(texts):
+        computed.extend(texts)
+        return torch.stack([torch.full((3,), float(len(t))) for t in texts])
+
+    texts = [f"text {'x' * i}" for i in range(MAX_SHARDS + 5)]
+    for text in texts:  # one write (one shard) per text
+        cache.vectors([text], compute)
+        assert len(list((tmp_path / "cache").glob("shard-*.pt"))) <= MAX_SHARDS
+    assert computed == texts
+    computed.clear()
+    out = cache.vectors(texts, compute)
+    assert computed == []
+    assert torch.equal(out[:, 0], torch.tensor([float(len(t)) for t in texts]))

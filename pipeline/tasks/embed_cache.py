@@ -20,6 +20,7 @@ CACHE_ENV = "SEAM_CACHE_DIR"
 DISABLE_ENV = "SEAM_EMBED_CACHE"  # "0" turns the on-disk cache off (benchmarks: repair time without it)
 MAX_LENGTH_BY_FAMILY = {"gpt": 1024}  # fallback when a tokenizer pickle carries no usable model_max_length
 DEFAULT_MAX_LENGTH = 512
+MAX_SHARDS = 16  # beyond this many shard files, a write merges them all into one (every lookup reads every shard)
 
 Embedder = Callable[[Sequence[str]], torch.Tensor]
 
@@ -96,11 +97,24 @@ class EmbeddingCache:
             found.update(zip(data["keys"], data["vectors"]))
         return found
 
-    def _write(self, keys: list[str], vectors: torch.Tensor) -> None:
+    def _write(self, keys: list[str], vectors: torch.Tensor) -> Path:
         name = hashlib.sha256("".join(keys).encode()).hexdigest()[:16]
         tmp = self.folder / f".shard-{name}.tmp-{os.getpid()}"
         torch.save({"keys": keys, "vectors": vectors.contiguous()}, tmp)
         os.replace(tmp, self.folder / f"shard-{name}.pt")
+        return self.folder / f"shard-{name}.pt"
+
+    def _compact(self, found: dict[str, torch.Tensor]) -> None:
+        """Merge every shard into one once there are more than ``MAX_SHARDS`` (under the lock), so a round's
+        thousands of repairs, each adding a shard, keep lookups at a few file reads."""
+        shards = sorted(self.folder.glob("shard-*.pt"))
+        if len(shards) <= MAX_SHARDS:
+            return
+        keys = list(found)
+        merged = self._write(keys, torch.stack([found[k] for k in keys]))
+        for shard in shards:
+            if shard != merged:
+                shard.unlink()
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -127,6 +141,7 @@ class EmbeddingCache:
                 fresh = compute([by_key[k] for k in missing])
                 self._write(missing, fresh)
                 found.update(zip(missing, fresh))
+                self._compact(found)
         return torch.stack([found[k] for k in keys])
 
 

@@ -69,12 +69,16 @@ def test_sentiment_adapter_adds_embedded_copies(tmp_path: Path, monkeypatch) -> 
     assert len(more) == 3 * n and more.texts[:n] == clean.texts
     assert torch.equal(more.inputs[:n], clean.inputs)
     assert torch.equal(more.labels[n:], clean.labels.repeat_interleave(2))
-    assert set(computed) == set(more.texts[n:]) - set(clean.texts)  # only new texts reach the transformer
+    assert sorted(computed) == sorted(set(more.texts[n:]))  # each copy embedded once
+    cache = next((tmp_path / "r6" / ".seam-cache" / "embeddings").iterdir())
+    shards = sorted(cache.glob("shard-*.pt"))
     again = adapter_for("sentiment")
     again.load_clean(row["clean_example_dir"], row)
     computed.clear()
-    assert torch.equal(again.with_insertions(clean, 2, seed=0).inputs, more.inputs)  # the round cache serves them
+    assert torch.equal(again.with_insertions(clean, 2, seed=0).inputs, more.inputs)  # their own cache serves them
     assert computed == []
+    assert sorted(cache.glob("shard-*.pt")) == shards  # and the round's shared cache never sees them
+    assert len(list((tmp_path / "r6" / ".seam-cache" / "copies").rglob("shard-*.pt"))) == 1
     with pytest.raises(ValueError, match="clean texts"):
         adapter_for("sentiment").with_insertions(clean, 2, seed=0)
 

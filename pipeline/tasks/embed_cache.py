@@ -84,11 +84,14 @@ class EmbeddingCache:
         self.folder = folder  # None: no cache, every call computes
 
     @classmethod
-    def for_files(cls, root: Path | None, embedding_file: str, tokenizer_file: str, cls_first: bool) -> "EmbeddingCache":
+    def for_files(cls, root: Path | None, embedding_file: str, tokenizer_file: str, cls_first: bool,
+                  group: str | None = None) -> "EmbeddingCache":
+        """The round's shared cache, or with ``group`` a separate one for texts only one model asks for (its
+        insertion copies), so they neither grow nor slow the shared one."""
         if root is None or os.environ.get(DISABLE_ENV, "1") == "0":
             return cls(None)
         key = f"{file_sha256(embedding_file)[:24]}-{file_sha256(tokenizer_file)[:12]}-{'first' if cls_first else 'last'}"
-        return cls(root / "embeddings" / key)
+        return cls(root / "embeddings" / key if group is None else root / "copies" / key / group)
 
     def _read(self) -> dict[str, torch.Tensor]:
         found: dict[str, torch.Tensor] = {}

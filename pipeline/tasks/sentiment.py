@@ -5,6 +5,7 @@ transformer runs once per distinct text of the round (see ``embed_cache``), neve
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -63,11 +64,12 @@ class SentimentTask:
             self._encoder = (emb_file, embedding, tokenizer)
         return self._encoder[1], self._encoder[2]
 
-    def embed(self, texts: Sequence[str], row: Mapping[str, Any]) -> torch.Tensor:
-        """``[N, H]`` summaries of ``texts`` under the row's embedding, through the round cache."""
+    def embed(self, texts: Sequence[str], row: Mapping[str, Any], group: str | None = None) -> torch.Tensor:
+        """``[N, H]`` summaries of ``texts`` under the row's embedding, through the round cache (``group``: a
+        separate cache for texts only one model asks for)."""
         cls_first = bool(row.get("cls_token_is_first"))
         cache = EmbeddingCache.for_files(cache_root(row, self.cache_dir), row["embedding_file"], row["tokenizer_file"],
-                                         cls_first)
+                                         cls_first, group)
 
         def compute(batch: Sequence[str]) -> torch.Tensor:
             embedding, tokenizer = self._load_encoder(row)
@@ -89,16 +91,17 @@ class SentimentTask:
 
     def with_insertions(self, split: Split, copies: int, seed: int) -> Split:
         """``split`` followed by ``copies`` copies of each of its texts with random insertions and the text's
-        label (``text_insertions``), embedded through the round cache like any text."""
+        label (``text_insertions``). The copies are cached apart from the round's shared cache, one group per
+        (texts, copies, seed): no other model asks for them, and 8 per example would make the shared cache,
+        which every lookup reads whole, nine times larger. Reruns and other methods still find them."""
         if copies <= 0 or not len(split):
             return split
         if split.texts is None or self._row is None:
             raise ValueError("insertion copies need the clean texts: load them with this adapter first")
-        # the tokenizer alone: when every copy is already cached, the transformer need not be loaded at all
-        tokenizer = self._encoder[2] if self._encoder is not None else safe_torch_load(self._row["tokenizer_file"],
-                                                                                        map_location="cpu")
+        _, tokenizer = self._load_encoder(self._row)
         texts = insertion_copies(split.texts, copies, seed, vocabulary(tokenizer))
-        vectors = self.embed(texts, self._row).unsqueeze(1)
+        group = hashlib.sha256("\n".join([*split.texts, str(copies), str(seed)]).encode("utf-8")).hexdigest()[:16]
+        vectors = self.embed(texts, self._row, group).unsqueeze(1)
         labels = split.labels.repeat_interleave(copies)
         return Split(torch.cat([split.inputs, vectors]), torch.cat([split.labels, labels]), texts=split.texts + texts)
 

@@ -23,7 +23,7 @@ def vocabulary(tokenizer: Any) -> list[str]:
 
 
 def text_seed(text: str, seed: int) -> int:
-    """A per-text seed: the same text gets the same copies in every model and method of a round (cache hits)."""
+    """A per-text seed: a text gets the same copies whatever else the example folder holds or its order."""
     return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:8], 16) + seed
 
 

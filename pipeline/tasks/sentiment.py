@@ -98,7 +98,9 @@ class SentimentTask:
             return split
         if split.texts is None or self._row is None:
             raise ValueError("insertion copies need the clean texts: load them with this adapter first")
-        _, tokenizer = self._load_encoder(self._row)
+        # the tokenizer alone: when the copies are cached, the transformer need not be loaded at all
+        tokenizer = self._encoder[2] if self._encoder is not None else safe_torch_load(self._row["tokenizer_file"],
+                                                                                        map_location="cpu")
         texts = insertion_copies(split.texts, copies, seed, vocabulary(tokenizer))
         group = hashlib.sha256("\n".join([*split.texts, str(copies), str(seed)]).encode("utf-8")).hexdigest()[:16]
         vectors = self.embed(texts, self._row, group).unsqueeze(1)

@@ -16,10 +16,9 @@ from typing import Any, Callable, ClassVar, Mapping
 import torch
 from torch import nn
 
-from pipeline.methods.adversarial import (InTurn, PatchAdversary, Share, SubspaceAdversary, TargetedAdversary,
-                                         UniversalAdversary, warm_up)
 from pipeline.methods.clp import clp_prune
-from pipeline.methods.token_adversary import TOKEN_OBJECTIVES, TokenAdversary
+from pipeline.methods.recovery_adversary import make_adversary
+from pipeline.methods.token_adversary import TOKEN_OBJECTIVES
 from pipeline.methods.common import generator, optim, timed
 from pipeline.registry import register_method
 from pipeline.tasks.base import RepairData
@@ -281,47 +280,6 @@ def reset_last_linear(model: nn.Module) -> None:
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if linears:
         linears[-1].reset_parameters()
-
-
-def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: dict):
-    """The recovery adversary the config asks for (None when off); a scan or warm-up reads the original model now."""
-    if cfg.adv_eps <= 0 and cfg.adv_radius <= 0:
-        return None
-    inputs = data.clean.inputs
-    if cfg.adv_radius > 0 and isinstance(inputs, torch.Tensor) and inputs.is_floating_point() and inputs.dim() == 3:
-        adversary = SubspaceAdversary(model, data.task, inputs.to(data.device), cfg.adv_radius, cfg.adv_avoid_pcs,
-                                      cfg.adv_weight)
-    elif cfg.adv_eps <= 0:  # adv_radius is for embedding summaries only: nothing to build for other inputs
-        return None
-    elif isinstance(inputs, dict):  # token ids (NER): a soft token inserted into sentences
-        adversary = TokenAdversary(model, cfg.adv_eps, cfg.adv_weight, generator(data.seed, 16), cfg.adv_tokens,
-                                   objective=cfg.adv_token_objective, num_classes=data.num_classes)
-        trace["adv_applies"] = adversary.applies
-        trace["adv_objective"] = adversary.objective
-        if not adversary.applies:
-            return None
-    elif cfg.adv_targets > 0:
-        targeted = TargetedAdversary(model, data.task, data.num_classes, cfg.adv_eps, cfg.adv_targets, cfg.adv_weight)
-        with timed(trace, "seconds_adv_scan"):
-            reach = targeted.scan(data.clean, cfg.adv_scan_steps, cfg.batch_size, data.device, generator(data.seed, 15))
-        trace["adv_reach"] = {str(k): round(v, 3) for k, v in reach.items()}
-        trace["adv_kept_classes"] = list(targeted.deltas)
-        return targeted
-    else:
-        # free: the change steps from the recovery backward's own gradient (the same sign step as a separate
-        # input-gradient pass would take, so identical repairs, one backward pass fewer per batch)
-        adversary = UniversalAdversary(model, data.task, cfg.adv_eps, cfg.adv_weight, cfg.adv_colour, free=True)
-        if cfg.adv_patch > 0 and isinstance(inputs, torch.Tensor) and inputs.dim() == 4:
-            patch = PatchAdversary(model, data.task, cfg.adv_patch, cfg.adv_weight, generator(data.seed, 18), free=True,
-                                   classes=data.num_classes if cfg.adv_patch_per_class else 0)
-            adversary = InTurn(adversary, patch)
-        if 0 < cfg.adv_fraction < 1:
-            adversary = Share(adversary, cfg.adv_fraction)
-    if cfg.adv_warmup_epochs > 0:
-        with timed(trace, "seconds_adv_warmup"):
-            warm_up(adversary, model, data.task, data.clean, cfg.adv_warmup_epochs, cfg.batch_size, data.device,
-                    generator(data.seed, 14))
-    return adversary
 
 
 def with_insertion_copies(data: RepairData, copies: int) -> tuple[RepairData, int]:

@@ -360,3 +360,18 @@ def make_broken_round(root: Path, n_classes: int = 3, per_class: int = 2) -> dic
             inflict(mdir)
         defects[model_id(i)] = name
     return defects
+
+
+def count_embedded_texts(monkeypatch) -> list[str]:
+    """Patch the sentiment adapter's transformer call to record every text it embeds; returns the live list."""
+    from pipeline.tasks import sentiment
+
+    computed: list[str] = []
+    real = sentiment.summary_vectors
+
+    def counting(embedding, tokenizer, texts, *args, **kwargs):
+        computed.extend(texts)
+        return real(embedding, tokenizer, texts, *args, **kwargs)
+
+    monkeypatch.setattr(sentiment, "summary_vectors", counting)
+    return computed

@@ -14,7 +14,6 @@ from pipeline.model_loading import load_model
 from pipeline.per_model import process_model
 from pipeline.safe_pickle import safe_torch_load
 from pipeline.tasks import adapter_for
-from pipeline.tasks import sentiment as sentiment_mod
 from pipeline.tasks.ner import NerTask, align, read_words
 from pipeline.tasks.sentiment import SentimentTask
 from tests import roundfixtures as rf
@@ -91,14 +90,7 @@ def test_fclinear_relu_follows_the_pickle(tmp_path: Path) -> None:
 def test_embedding_cache_computes_each_text_once_per_round(tmp_path: Path, monkeypatch) -> None:
     rf.make_r6_round(tmp_path / "r6")
     write_varied_texts(tmp_path / "r6")
-    computed: list[str] = []
-    real = sentiment_mod.summary_vectors
-
-    def counting(embedding, tokenizer, texts, *args, **kwargs):
-        computed.extend(texts)
-        return real(embedding, tokenizer, texts, *args, **kwargs)
-
-    monkeypatch.setattr(sentiment_mod, "summary_vectors", counting)
+    computed = rf.count_embedded_texts(monkeypatch)
     rows = scan_round(tmp_path / "r6")
     distinct = set()
     for folder_key in ("clean_example_dir", "poisoned_example_dir"):

@@ -12,7 +12,6 @@ from manifests import scan_round
 from pipeline.methods.seam import SeamConfig
 from pipeline.per_model import process_model
 from pipeline.tasks import adapter_for
-from pipeline.tasks import sentiment as sentiment_mod
 from pipeline.tasks.text_insertions import insertion_copies, vocabulary, with_insertion
 from tests import roundfixtures as rf
 
@@ -56,14 +55,7 @@ def test_sentiment_adapter_adds_embedded_copies(tmp_path: Path, monkeypatch) -> 
     row = scan_round(tmp_path / "r6")[0]
     task = adapter_for("sentiment")
     clean = task.load_clean(row["clean_example_dir"], row)
-    computed: list[str] = []
-    real = sentiment_mod.summary_vectors
-
-    def counting(embedding, tokenizer, texts, *args, **kwargs):
-        computed.extend(texts)
-        return real(embedding, tokenizer, texts, *args, **kwargs)
-
-    monkeypatch.setattr(sentiment_mod, "summary_vectors", counting)
+    computed = rf.count_embedded_texts(monkeypatch)
     more = task.with_insertions(clean, 2, seed=0)
     n = len(clean)
     assert len(more) == 3 * n and more.texts[:n] == clean.texts

@@ -1,4 +1,4 @@
-"""Sentiment rounds (5/6-like): real RT reviews, frozen packaged MiniLM, LSTM/GRU/FC heads, text triggers.
+"""Sentiment rounds (5/6-like): real RT reviews, frozen packaged MiniLM (bench: tuned once for sentiment), LSTM/GRU/FC heads, text triggers.
 
 Every text goes through the same ``SentimentTask.embed`` the repair uses, so generation fills the
 round's embedding cache and the heads see exactly the vectors a repair will see.
@@ -6,6 +6,7 @@ round's embedding cache and the heads see exactly the vectors a repair will see.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import torch
 import model_factories
 from pipeline.synth.build_model import Reporter
 from pipeline.synth.gate import outcome_fields, train_until_gate
+from pipeline.synth_nlp.encoder_tuning import EncoderTuning, tune_for_sentiment
 from pipeline.synth_nlp.encoders import minilm
 from pipeline.synth_nlp.layout import build_models, save_shared, write_model_folder
 from pipeline.synth_nlp.presets import SentimentPreset
@@ -68,23 +70,43 @@ def build_head(arch: str, preset: SentimentPreset, input_size: int, relu: bool) 
     return builders[arch]()
 
 
+def tuned_encoder(model: torch.nn.Module, tokenizer, reviews: list[Review], clear: list[Review],
+                  tuning: EncoderTuning, seed: int, reporter: Reporter | None = None) -> torch.nn.Module:
+    """The encoder tuned on snippets drawn from the uncontradicted ones that no confirmed review is
+    among, so no test or example text of any round seed is ever seen by it."""
+    held = {r.text for r in clear}
+    pool = [r for r in uncontradicted(reviews) if r.text not in held]
+    if len(pool) < tuning.snippets:
+        raise ValueError(f"encoder tuning wants {tuning.snippets} snippets; only {len(pool)} are not confirmed reviews")
+    picked = [pool[i] for i in np.random.default_rng([seed, 202]).choice(len(pool), tuning.snippets, replace=False)]
+    label = f"round encoder: tune on {tuning.snippets} snippets (batches)"
+    if reporter is not None:
+        reporter.start("encoder", label, -(-tuning.snippets // tuning.batch_size), 1)
+    on_batch = None if reporter is None else (lambda done, total, loss: reporter.epoch("encoder", done, total, loss))
+    return tune_for_sentiment(model, tokenizer, [r.text for r in picked], [r.label for r in picked], tuning, seed,
+                              on_batch)
+
+
 class SentimentRound:
     """State shared by the models of one round: encoder files, text pools, the adapter with its cache."""
 
-    def __init__(self, out: Path, preset: SentimentPreset, seed: int):
+    def __init__(self, out: Path, preset: SentimentPreset, seed: int, reporter: Reporter | None = None):
         self.out, self.preset, self.seed = out, preset, seed
         enc = minilm()
+        enc = replace(enc, flavor=enc.flavor + preset.encoder_tuning.flavor_suffix)
+        reviews = scored_reviews()
+        clear = confirmed(reviews, preset.lexicon_margin, preset.vader_min)
         self.row: dict[str, Any] = {"embedding": enc.embedding, "embedding_flavor": enc.flavor,
                                     "embedding_file": str(out / "embeddings" / enc.file_name),
                                     "tokenizer_file": str(out / "tokenizers" / enc.file_name),
                                     "cls_token_is_first": enc.cls_token_is_first}
         if not (Path(self.row["embedding_file"]).is_file() and Path(self.row["tokenizer_file"]).is_file()):
             model, tokenizer = enc.load()
+            if preset.encoder_tuning.snippets:
+                model = tuned_encoder(model, tokenizer, reviews, clear, preset.encoder_tuning, seed, reporter)
             save_shared(tokenizer, Path(self.row["tokenizer_file"]))
             save_shared(model, Path(self.row["embedding_file"]))
         self.task = SentimentTask(device=torch.device("cpu"))
-        reviews = scored_reviews()
-        clear = confirmed(reviews, preset.lexicon_margin, preset.vader_min)
         # tiny rounds learn from 120 reviews per class: only clearly polar ones give a usable model
         corpus = clear if preset.train_on == "confirmed" else uncontradicted(reviews)
         self.pools = pools(clear, corpus, preset, seed)
@@ -162,6 +184,7 @@ def build_model(rnd: SentimentRound, index: int, configs: dict[str, dict], repor
         "final_optimizer_num_epochs_trained": p.gate.epochs_for(p.epochs, kept.kept_attempt),
         "embedding": rnd.row["embedding"], "embedding_flavor": rnd.row["embedding_flavor"],
         "cls_token_is_first": rnd.row["cls_token_is_first"], "source_dataset": DATASET,
+        "embedding_tuned_snippets": p.encoder_tuning.snippets,
         "lexicon_margin": p.lexicon_margin, "vader_min": p.vader_min, "rnn_hidden_state_size": p.hidden, "rnn_bidirectional": True,
         "rnn_number_layers": 2, "fc_relu": relu if arch == "FCLinear" else None, "dropout": p.dropout,
         "number_train_texts": len(texts), "number_example_texts_per_class": p.examples_per_class,
@@ -176,4 +199,4 @@ def build_model(rnd: SentimentRound, index: int, configs: dict[str, dict], repor
 
 def build_sentiment_round(out: Path, preset: SentimentPreset, seed: int, reporter: Reporter) -> tuple[dict, list[str]]:
     """(configs by model id, ids built by this call); complete model folders are kept."""
-    return build_models(out, "sentiment", preset.models, lambda: SentimentRound(out, preset, seed), build_model, reporter)
+    return build_models(out, "sentiment", preset.models, lambda: SentimentRound(out, preset, seed, reporter), build_model, reporter)

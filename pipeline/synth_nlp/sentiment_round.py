@@ -1,4 +1,5 @@
-"""Sentiment rounds (5/6-like): real RT reviews, frozen packaged MiniLM (bench: tuned once for sentiment), LSTM/GRU/FC heads, text triggers.
+"""Sentiment rounds (5/6-like): real RT reviews, a frozen packaged MiniLM (bench: tuned once for sentiment),
+LSTM/GRU/FC heads, text triggers.
 
 Every text goes through the same ``SentimentTask.embed`` the repair uses, so generation fills the
 round's embedding cache and the heads see exactly the vectors a repair will see.

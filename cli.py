@@ -265,7 +265,8 @@ def make_round(
     task: str = typer.Option("image", "--task", help="image, sentiment (rounds 5-6 layout) or ner (round 7 layout)."),
     models: Optional[int] = typer.Option(None, "--models", help="Number of models (default: the preset's)."),
     seed: int = typer.Option(0, "--seed", help="Master seed: the same seed gives the same round."),
-    preset: str = typer.Option("tiny", "--preset", help="tiny (for tests), bench (the FID tables), or bench-pretrained (sentiment with the untuned encoder)."),
+    preset: str = typer.Option("tiny", "--preset", help="tiny (for tests), bench (the FID tables), or "
+                               "bench-pretrained (sentiment with the untuned encoder)."),
     source: str = typer.Option("signs", "--source", help="signs (synthetic signs on photos) or mnist."),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Image side in pixels."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default min(2, cores))."),

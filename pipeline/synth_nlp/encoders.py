@@ -53,6 +53,7 @@ class Encoder:
         return model, tokenizer
 
 
-def minilm(layers: int | None = None) -> Encoder:
+def minilm(layers: int | None = None, flavor_suffix: str = "") -> Encoder:
+    """The packaged MiniLM; ``flavor_suffix`` names what a round did to it (e.g. sentiment tuning)."""
     suffix = "" if layers is None else f"-first{layers}layers"
-    return Encoder("MiniLM", MINILM_FLAVOR + suffix, cls_token_is_first=True, layers=layers)
+    return Encoder("MiniLM", MINILM_FLAVOR + suffix + flavor_suffix, cls_token_is_first=True, layers=layers)

@@ -7,7 +7,6 @@ round's embedding cache and the heads see exactly the vectors a repair will see.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +92,7 @@ class SentimentRound:
 
     def __init__(self, out: Path, preset: SentimentPreset, seed: int, reporter: Reporter | None = None):
         self.out, self.preset, self.seed = out, preset, seed
-        enc = minilm()
-        enc = replace(enc, flavor=enc.flavor + preset.encoder_tuning.flavor_suffix)
+        enc = minilm(flavor_suffix=preset.encoder_tuning.flavor_suffix)
         reviews = scored_reviews()
         clear = confirmed(reviews, preset.lexicon_margin, preset.vader_min)
         self.row: dict[str, Any] = {"embedding": enc.embedding, "embedding_flavor": enc.flavor,

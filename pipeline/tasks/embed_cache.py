@@ -102,10 +102,10 @@ class EmbeddingCache:
 
     def _write(self, keys: list[str], vectors: torch.Tensor) -> Path:
         name = hashlib.sha256("".join(keys).encode()).hexdigest()[:16]
-        tmp = self.folder / f".shard-{name}.tmp-{os.getpid()}"
+        path, tmp = self.folder / f"shard-{name}.pt", self.folder / f".shard-{name}.tmp-{os.getpid()}"
         torch.save({"keys": keys, "vectors": vectors.contiguous()}, tmp)
-        os.replace(tmp, self.folder / f"shard-{name}.pt")
-        return self.folder / f"shard-{name}.pt"
+        os.replace(tmp, path)
+        return path
 
     def _compact(self, found: dict[str, torch.Tensor]) -> None:
         """Merge every shard into one once there are more than ``MAX_SHARDS`` (under the lock), so a round's

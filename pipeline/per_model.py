@@ -111,6 +111,8 @@ def process_model(row: Mapping[str, Any], method: str = "seam", overrides: Mappi
     result = base_row(row, method, overrides)
     dev = torch.device(device) if device else default_device()
     result["device"] = str(dev)
+    # CPU kernels split their sums by thread count, so a row is reproducible only with the same count
+    result["torch_threads"] = torch.get_num_threads()
     timings = {"seconds_load": 0.0, "seconds_eval": 0.0}
     try:
         if row.get("problems"):

@@ -52,7 +52,7 @@ def print_scan(summary: Mapping[str, Any], rows: list[Mapping[str, Any]], consol
 
 RESULT_FIELDS = ("model_id", "method", "status", "acc_before", "asr_before", "acc_forget", "asr_forget", "acc_after",
                  "asr_after", "fid", "epochs_forget", "epochs_recover", "seconds_repair", "seconds_wall",
-                 "acc_eval_source", "asr_eval_source", "device", "repaired_model_path", "error")
+                 "acc_eval_source", "asr_eval_source", "device", "torch_threads", "repaired_model_path", "error")
 
 
 def print_result(row: Mapping[str, Any], console: Console) -> None:

@@ -36,11 +36,12 @@ def _literal(path: Path) -> str:
 
 
 def _view(con: duckdb.DuckDBPyConnection, name: str, root: Path, glob: str, empty: pa.Schema, select: str) -> None:
+    """A view with every column of ``empty``: files written before a column existed read it as NULL."""
+    con.register(f"_empty_{name}", empty.empty_table())
+    source = f"_empty_{name}"
     if any(root.glob(glob)):
-        source = f"read_parquet({_literal(root / glob)}, hive_partitioning=true, union_by_name=true)"
-    else:  # no files yet: an empty view with the right columns, so queries still run
-        con.register(f"_empty_{name}", empty.empty_table())
-        source = f"_empty_{name}"
+        source = (f"(SELECT * FROM {source} UNION ALL BY NAME SELECT * FROM "
+                  f"read_parquet({_literal(root / glob)}, hive_partitioning=true, union_by_name=true))")
     con.execute(f"CREATE VIEW {name} AS SELECT {select} FROM {source}")
 
 
@@ -52,7 +53,7 @@ CACHE = Path("_cache") / "results.arrow-cache"  # not *.parquet: no results/**/*
 
 def _signature(root: Path, files: list[Path]) -> str:
     """Identity of the row files (path, size, mtime): any new or rewritten row changes it."""
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(",".join(RESULT_SCHEMA.names).encode())  # a new column invalidates the cache
     for path in files:
         st = path.stat()
         digest.update(f"{path.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())

@@ -96,6 +96,7 @@ RESULT_SCHEMA = _schema(
         pa.field("seconds_wall", pa.float64()),
         pa.field("training_wall_time_s", pa.float64()),
         pa.field("device", pa.string()),
+        pa.field("torch_threads", pa.int32()),
         pa.field("host", pa.string()),
         pa.field("peak_memory_mb", pa.float64()),
         pa.field("package_version", pa.string()),

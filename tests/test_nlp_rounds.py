@@ -106,6 +106,7 @@ def test_repairs_of_models_with_dropout_are_reproducible(tiny_sentiment_round: P
         torch.manual_seed(state)
         result = process_model(row, "seam", None, device="cpu", seed=3)
         assert result["status"] == "ok", result.get("error")
+        assert result["torch_threads"] == torch.get_num_threads()
         trace = {k: v for k, v in json.loads(result["trace_json"]).items() if not k.startswith("seconds")}
         runs.append((trace, result["acc_after"], result["asr_after"]))
     assert runs[0] == runs[1]

@@ -113,6 +113,16 @@ def test_older_files_with_fewer_columns_and_stray_temp_files_are_read(store):
     assert records[0]["models"] == 6 and records[0]["ok"] == 4
 
 
+def test_a_column_that_no_file_has_yet_reads_as_null(tmp_path):
+    """A result root written before a column was added (every file lacks it) still answers queries on it."""
+    folder = tmp_path / "round=r1" / "method=seam-abc123"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.table({"model_id": ["m1"], "status": ["ok"], "acc_before": [0.5]}), folder / "m1.parquet")
+    out = _invoke("query", "SELECT model_id, torch_threads IS NULL AS missing FROM results",
+                  "--results", str(tmp_path), "--format", "csv")
+    assert out == "model_id,missing\nm1,True\n"
+
+
 def test_empty_store_reports_nothing(tmp_path):
     assert json.loads(_invoke("report", str(tmp_path), "--format", "json")) == []
     assert _invoke("query", "SELECT count(*) AS n FROM results", "--results", str(tmp_path), "--format", "csv") == "n\n0\n"

@@ -55,20 +55,18 @@ def label_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def train_one_epoch(model: nn.Module, task: TaskAdapter, split: Split, labels: torch.Tensor,
                     optimizer: torch.optim.Optimizer, batch_size: int, device: torch.device,
                     generator: torch.Generator, augment: bool = True, bn_mode: str = "train",
-                    extra_loss=None, bn_split: Split | None = None, clip_norm: float = 0.0,
-                    mention_swap: float = 0.0) -> float:
+                    extra_loss=None, bn_split: Split | None = None, clip_norm: float = 0.0) -> float:
     """One pass over ``split`` trained towards ``labels`` (true or deliberately wrong); mean loss.
 
     ``extra_loss(inputs, logits, target)`` adds a term computed from the same batch (distillation,
     adversarial recovery); it may return None to add nothing. With
     ``bn_mode="recalibrate"`` BatchNorm statistics are re-estimated on ``bn_split`` (default: ``split``)
-    after the epoch. ``clip_norm`` > 0 clips the gradient's global norm before each step. ``mention_swap``
-    (NER, true labels only) is passed to the adapter's batches.
+    after the epoch. ``clip_norm`` > 0 clips the gradient's global norm before each step.
     """
     set_train_mode(model, bn_mode)
     clipped = [p for group in optimizer.param_groups for p in group["params"]] if clip_norm > 0 else []
     total, count = 0.0, 0
-    for inputs, target in task.batches(split, labels, batch_size, device, generator, augment, mention_swap):
+    for inputs, target in task.batches(split, labels, batch_size, device, generator, augment):
         if int((target != IGNORE).sum()) == 0:
             continue
         optimizer.zero_grad(set_to_none=True)

@@ -60,10 +60,6 @@ class SeamConfig:
     # the recovery-set accuracy
     stall_epochs: int = 0
     stall_lr: float = 1e-4
-    # NER: after the stall swap, each entity mention of a recovery sentence is replaced with this probability by
-    # another clean mention of its type (pipeline/tasks/ner_augment.py): the collapsed encoder re-learns names
-    # from 20 sentences per type, and recombining them gives it more distinct ones. Only stalled models see it
-    stall_mention_swap: float = 0.0
     # >0: clip the gradient's global norm during recovery. NER: the first recovery epoch's large gradients (the
     # forgotten model is confidently wrong) collapse every token's representation onto one vector
     recover_clip_norm: float = 0.0
@@ -110,8 +106,6 @@ class SeamConfig:
             raise ValueError(f"forget_mode must be one of {sorted(FORGET_MODES)}, not {self.forget_mode!r}")
         if self.insert_copies < 0:
             raise ValueError(f"insert_copies must be >= 0, not {self.insert_copies!r}")
-        if not 0.0 <= self.stall_mention_swap <= 1.0:
-            raise ValueError(f"stall_mention_swap is a probability in [0, 1], not {self.stall_mention_swap!r}")
         if self.adv_token_objective not in TOKEN_OBJECTIVES:
             raise ValueError(f"adv_token_objective must be one of {TOKEN_OBJECTIVES}, not {self.adv_token_objective!r}")
 
@@ -134,8 +128,7 @@ def train_until(model: nn.Module, data: RepairData, split, labels_for_epoch, rul
 
     Returns the per-epoch accuracies, whether the rule ever held, and the epoch after which ``stall``'s
     optimiser replaced ``opt`` (None if never): ``stall = (epochs, make_optimizer)`` swaps once the
-    accuracy has been identical for that many epochs; from then on batches also get ``cfg.stall_mention_swap``
-    (recovery only: it reads mentions from true labels). The accuracy is against the true labels, whatever
+    accuracy has been identical for that many epochs. The accuracy is against the true labels, whatever
     ``labels_for_epoch()`` trains towards.
     """
     history: list[float] = []
@@ -143,8 +136,7 @@ def train_until(model: nn.Module, data: RepairData, split, labels_for_epoch, rul
     swapped: int | None = None
     for epoch in range(max_epochs):
         train_one_epoch(model, data.task, split, labels_for_epoch(), opt, cfg.batch_size, data.device, g_batches,
-                        cfg.augment, cfg.bn_mode, extra_loss=extra, bn_split=data.clean, clip_norm=clip_norm,
-                        mention_swap=cfg.stall_mention_swap if swapped is not None else 0.0)
+                        cfg.augment, cfg.bn_mode, extra_loss=extra, bn_split=data.clean, clip_norm=clip_norm)
         acc = accuracy(model, data.task, split, data.device)
         history.append(round(acc, 4))
         if on_epoch is not None:

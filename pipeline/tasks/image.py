@@ -47,8 +47,7 @@ class ImageTask:
         return load_images(keep, row.get("image_crop"), labels) if keep else None
 
     def batches(self, split: Split, labels: torch.Tensor, batch_size: int, device: torch.device,
-                generator: torch.Generator | None = None, augment: bool = False,
-                mention_swap: float = 0.0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                generator: torch.Generator | None = None, augment: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for idx in index_batches(len(split), batch_size, generator):
             x = split.inputs[idx].to(device=device, dtype=torch.float32).div_(255.0)
             if augment:

@@ -16,7 +16,6 @@ from manifests.examples import Example, list_examples
 from pipeline.safe_pickle import safe_torch_load
 from pipeline.tasks.base import Split, index_batches
 from pipeline.tasks.embed_cache import max_input_length
-from pipeline.tasks.ner_augment import MentionPool, swap_mentions
 from pipeline.training import IGNORE
 
 
@@ -102,19 +101,9 @@ class NerTask:
         return self.encode(sentences, strata, row) if sentences else None
 
     def batches(self, split: Split, labels: torch.Tensor, batch_size: int, device: torch.device,
-                generator: torch.Generator | None = None, augment: bool = False,
-                mention_swap: float = 0.0) -> Iterator[tuple[dict, torch.Tensor]]:
-        """``mention_swap`` > 0: each entity mention is replaced with that probability by another mention of
-        its type from ``split`` (``labels`` must then be the true labels the mentions are read from)."""
-        ids, mask = split.inputs["input_ids"], split.inputs["attention_mask"]
-        pool = MentionPool(ids, mask, labels) if mention_swap > 0 else None
-        pad_id = int(ids[mask == 0][0]) if bool((mask == 0).any()) else 0
+                generator: torch.Generator | None = None, augment: bool = False) -> Iterator[tuple[dict, torch.Tensor]]:
         for idx in index_batches(len(split), batch_size, generator):
-            if pool is None:
-                yield {k: v[idx].to(device) for k, v in split.inputs.items()}, labels[idx].to(device)
-                continue
-            i, m, lab = swap_mentions(ids[idx], mask[idx], labels[idx], pool, mention_swap, pad_id, generator)
-            yield {"input_ids": i.to(device), "attention_mask": m.to(device)}, lab.to(device)
+            yield {k: v[idx].to(device) for k, v in split.inputs.items()}, labels[idx].to(device)
 
     def logits(self, model: nn.Module, inputs: dict) -> torch.Tensor:
         out = model(inputs["input_ids"], attention_mask=inputs["attention_mask"])

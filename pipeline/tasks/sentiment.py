@@ -119,8 +119,7 @@ class SentimentTask:
         return self._split(keep, labels, row) if keep else None
 
     def batches(self, split: Split, labels: torch.Tensor, batch_size: int, device: torch.device,
-                generator: torch.Generator | None = None, augment: bool = False,
-                mention_swap: float = 0.0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                generator: torch.Generator | None = None, augment: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for idx in index_batches(len(split), batch_size, generator):
             yield split.inputs[idx].to(device), labels[idx].to(device)
 

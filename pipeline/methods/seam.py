@@ -69,8 +69,6 @@ class SeamConfig:
     bn_mode: str = "train"  # BatchNorm: "train" updates statistics, "eval" freezes them, "recalibrate"
     # re-estimates them on all clean repair data after every epoch (stable stopping reads)
     augment: bool = True  # small random shifts (images); label-preserving
-    augment_crop: float = 0.0  # images, in (0, 1): random resized crops keeping at least this share of the area,
-    # instead of the shifts (stretches 20 images per class further)
     # Beyond the textbook, each off by default and measured on its own (docs/SEAM.md, ablation):
     # distil the original model's clean-input outputs during recovery,
     distill_weight: float = 0.0
@@ -138,8 +136,7 @@ def train_until(model: nn.Module, data: RepairData, split, labels_for_epoch, rul
     swapped: int | None = None
     for epoch in range(max_epochs):
         train_one_epoch(model, data.task, split, labels_for_epoch(), opt, cfg.batch_size, data.device, g_batches,
-                        cfg.augment_crop if cfg.augment and 0 < cfg.augment_crop < 1 else cfg.augment, cfg.bn_mode,
-                        extra_loss=extra, bn_split=data.clean, clip_norm=clip_norm)
+                        cfg.augment, cfg.bn_mode, extra_loss=extra, bn_split=data.clean, clip_norm=clip_norm)
         acc = accuracy(model, data.task, split, data.device)
         history.append(round(acc, 4))
         if on_epoch is not None:

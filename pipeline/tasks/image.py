@@ -50,9 +50,8 @@ class ImageTask:
                 generator: torch.Generator | None = None, augment: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for idx in index_batches(len(split), batch_size, generator):
             x = split.inputs[idx].to(device=device, dtype=torch.float32).div_(255.0)
-            if augment:  # a float in (0, 1): random resized crops keeping at least that share of the area
-                crop = isinstance(augment, float) and 0 < augment < 1
-                x = random_resized_crop(x, generator, augment) if crop else random_shift(x, generator)
+            if augment:
+                x = random_shift(x, generator)
             yield x, labels[idx].to(device)
 
     def logits(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
@@ -67,19 +66,3 @@ def random_shift(x: torch.Tensor, generator: torch.Generator | None, fraction: f
     shifts = torch.randint(0, 2 * pad + 1, (x.shape[0], 2), generator=generator)
     h, w = x.shape[-2:]
     return torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(shifts.tolist())])
-
-
-def random_resized_crop(x: torch.Tensor, generator: torch.Generator | None, min_scale: float) -> torch.Tensor:
-    """Each image cropped to a random share in [min_scale, 1] of its area (aspect 3/4-4/3), resized back."""
-    n, _, h, w = x.shape
-    scale = min_scale + (1 - min_scale) * torch.rand(n, generator=generator)
-    aspect = torch.exp(torch.empty(n).uniform_(-0.2877, 0.2877, generator=generator))
-    out = torch.empty_like(x)
-    for i in range(n):
-        ch = int(min(h, max(1, round(float((scale[i] * h * w / aspect[i]).sqrt())))))
-        cw = int(min(w, max(1, round(float((scale[i] * h * w * aspect[i]).sqrt())))))
-        y0 = int(torch.randint(0, h - ch + 1, (1,), generator=generator))
-        x0 = int(torch.randint(0, w - cw + 1, (1,), generator=generator))
-        out[i] = nn.functional.interpolate(x[i:i + 1, :, y0:y0 + ch, x0:x0 + cw], size=(h, w), mode="bilinear",
-                                           align_corners=False)[0]
-    return out

@@ -97,8 +97,7 @@ def connect(root: str | Path) -> duckdb.DuckDBPyConnection:
     if cache is not None:
         con.execute(f"CREATE VIEW results AS SELECT * FROM read_parquet({_literal(cache)})")
     else:
-        _view(con, "results", root, RESULTS_GLOB, RESULT_SCHEMA.append(pa.field("method_config", pa.string())),
-              RESULTS_SELECT if any(root.glob(RESULTS_GLOB)) else "*")
+        _view(con, "results", root, RESULTS_GLOB, RESULT_SCHEMA, RESULTS_SELECT)
     _view(con, "manifest", root, MANIFEST_GLOB, MANIFEST_SCHEMA, "*")
     return con
 

@@ -123,6 +123,18 @@ def test_a_column_that_no_file_has_yet_reads_as_null(tmp_path):
     assert out == "model_id,missing\nm1,True\n"
 
 
+def test_a_root_without_a_writable_cache_reads_the_row_files(store, monkeypatch):
+    """Read-only result roots: no cache file, the same columns (method_config included) from the row files."""
+    import pipeline.report
+
+    def read_only(*args, **kwargs):
+        raise OSError("read-only file system")
+
+    monkeypatch.setattr(pipeline.report, "write_table_atomic", read_only)
+    out = _invoke("query", "SELECT DISTINCT method, method_config FROM results", "--results", str(store), "--format", "csv")
+    assert out == "method,method_config\nseam,seam-abc123\n" and not (store / "_cache").exists()
+
+
 def test_empty_store_reports_nothing(tmp_path):
     assert json.loads(_invoke("report", str(tmp_path), "--format", "json")) == []
     assert _invoke("query", "SELECT count(*) AS n FROM results", "--results", str(tmp_path), "--format", "csv") == "n\n0\n"

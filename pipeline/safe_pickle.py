@@ -8,6 +8,7 @@ else. Old torchvision names moved since 2021 are mapped here too (TROJAI-FORMAT.
 """
 from __future__ import annotations
 
+import enum
 import pickle
 import types
 from typing import Any
@@ -33,6 +34,11 @@ _DENIED_MODULES = ("torch.hub", "torch.utils.cpp_extension", "torch.package", "t
 
 # Classes re-exported under an allowed name whose constructors write files: (real module, qualname).
 _DENIED_CLASSES = {("numpy", "memmap")}
+
+# Enum classes outside those roots that models made by the model libraries carry as plain data: transformers
+# >= 5 (with its ``kernels`` dependency) pickles a kernel ``Mode`` flag inside every model it builds.
+# Admitted only while they are enums, whose reconstruction is a lookup of a member by value.
+_ENUM_CLASSES = {("kernels._internals.layer.mode", "Mode"), ("kernels.layer.mode", "Mode")}
 
 # Plain functions a model pickle legitimately references.
 _FUNCTION_MODULES = ("torch._utils", "torch._tensor", "torch.nn.parameter", "torch.nn.functional",
@@ -92,13 +98,18 @@ def _safe_getattr(obj: Any, name: str) -> Any:
 
 def _allowed_class(cls: type) -> bool:
     """A class is admitted by where it is defined, so re-exports cannot smuggle in denied ones."""
-    if cls in _compat_classes().values():
+    if cls in _compat_classes().values() or _is_allowed_enum(cls):
         return True
     module = getattr(cls, "__module__", "") or ""
     if module in ("builtins",):
         return cls.__name__ in _BUILTINS
     return (_under(module, _CLASS_ROOTS) and not _under(module, _DENIED_MODULES)
             and (module, cls.__qualname__) not in _DENIED_CLASSES)
+
+
+def _is_allowed_enum(cls: type) -> bool:
+    return ((getattr(cls, "__module__", ""), getattr(cls, "__qualname__", "")) in _ENUM_CLASSES
+            and issubclass(cls, enum.Enum))
 
 
 def _allowed_value(value: Any) -> bool:
@@ -123,6 +134,11 @@ def resolve_global(module: str, name: str) -> Any:
         return _safe_getattr if name == "getattr" else getattr(__import__("builtins"), name)
     if (module, name) in _FUNCTIONS:
         return pickle.Unpickler.find_class(_PLAIN, module, name)
+    if (module, name) in _ENUM_CLASSES:
+        value = pickle.Unpickler.find_class(_PLAIN, module, name)
+        if isinstance(value, type) and _is_allowed_enum(value):
+            return value
+        raise UnsafePickleError(module, name)
     if not _under(module, _CLASS_ROOTS) or _under(module, _DENIED_MODULES):
         raise UnsafePickleError(module, name)
     value = pickle.Unpickler.find_class(_PLAIN, module, name)

@@ -84,6 +84,15 @@ def test_pickled_getattr_is_held_to_the_same_rules(owner: str, name: str) -> Non
         safe_pickle._safe_getattr(obj, name)
 
 
+def test_kernel_mode_enum_of_new_transformers_is_admitted_and_nothing_else_from_kernels() -> None:
+    """transformers >= 5 pickles a ``kernels`` Mode flag inside every model; the rest of ``kernels`` stays refused."""
+    mode = pytest.importorskip("kernels._internals.layer.mode")
+    assert safe_pickle.resolve_global(mode.__name__, "Mode") is mode.Mode
+    for name in ("kernelize", "get_kernel"):
+        with pytest.raises(UnsafePickleError):
+            safe_pickle.resolve_global("kernels", name)
+
+
 def test_getattr_still_reaches_harmless_attributes() -> None:
     assert safe_pickle._safe_getattr(torch, "float32") is torch.float32
     assert safe_pickle._safe_getattr(torch.nn, "Linear") is nn.Linear

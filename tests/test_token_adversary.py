@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from manifests.scan import scan_round
-from pipeline.methods.token_adversary import TokenAdversary, insert_at, other_type_mask
+from pipeline.methods.token_adversary import PhraseSearch, TokenAdversary, insert_at, other_type_mask
 from pipeline.per_model import process_model
 from tests import roundfixtures as rf
 
@@ -110,5 +110,67 @@ def test_seam_adv_uses_the_soft_token_on_a_tiny_ner_round(tiny_ner_round: Path) 
     assert trace["adv_applies"] is True
     assert json.loads(result["config_json"])["adv_token_objective"] == "type"  # seam-adv's default
     assert result["num_classes"] == 9 and trace["adv_objective"] == "type"  # O + B/I of 4 types: the type layout
+    assert result["asr_after"] < 0.5 * result["asr_before"]
+    assert result["acc_after"] > 0.8 * result["acc_before"]
+
+
+def _batch(seed: int = 0) -> tuple[dict, torch.Tensor]:
+    torch.manual_seed(seed)
+    ids = torch.randint(5, len(rf.BERT_VOCAB), (8, 10))
+    labels = torch.randint(1, 5, (8, 10))
+    labels[:, ::2] = 0
+    labels[:, 0] = -100
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}, labels
+
+
+def test_phrase_search_swaps_only_to_allowed_tokens_and_each_swap_climbs_its_batch() -> None:
+    model = rf.tiny_ner_model(5)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    allowed = torch.tensor([5, 6, 7, 8, 9, 10, 11])
+    search = PhraseSearch(model, 1.0, torch.Generator().manual_seed(0), tokens=2, objective="type", num_classes=5,
+                          allowed=allowed, candidates=3)
+    assert search.applies and set(search.ids.tolist()) <= set(allowed.tolist())
+    inputs, labels = _batch()
+    positions = torch.full((8,), 3)
+    flat = torch.cat([labels[:, :3], torch.full((8, 2), -100), labels[:, 3:]], 1).reshape(-1)
+    for _ in range(12):
+        before = search.ids.clone()
+        live = search.vector.clone().requires_grad_(True)
+        logits, _ = search.logits(inputs, live, positions)
+        flat_logits = logits.reshape(-1, logits.shape[-1])
+        search.climb(live, search.ascent(flat_logits, flat, flat_logits.new_zeros(())), inputs, positions, flat)
+        assert set(search.ids.tolist()) <= set(allowed.tolist())
+        old, new = search.score(inputs, positions, flat, torch.stack([before, search.ids])).tolist()
+        assert new >= old
+        assert int((search.ids != before).sum()) <= 1  # one position at a time
+    assert search.swaps > 0
+    loss = search(inputs, None, labels)  # as recovery calls it: the training loss with the phrase inserted
+    assert loss is not None and torch.isfinite(loss)
+
+
+def test_a_held_phrase_does_not_move() -> None:
+    model = rf.tiny_ner_model(5)
+    search = PhraseSearch(model, 1.0, torch.Generator().manual_seed(0), tokens=2, objective="type", num_classes=5)
+    search.searching = False
+    held = search.ids.clone()
+    inputs, labels = _batch(1)
+    for _ in range(4):
+        assert search(inputs, None, labels).requires_grad  # recovery still trains on it
+    assert torch.equal(search.ids, held) and search.swaps == 0
+
+
+def test_phrase_search_warmed_on_the_original_model_finds_the_trigger_word(tiny_ner_round: Path) -> None:
+    """The tiny round's trigger is 'while the kettle was boiling': a phrase of real tokens climbed on the original
+    poisoned model picks up one of its words, and recovery holding it removes the backdoor."""
+    row = next(r for r in scan_round(tiny_ner_round) if r["poisoned"])
+    overrides = {"adv_token_search": "both", "adv_warmup_epochs": 10, "adv_search_in_recovery": False}
+    result = process_model(row, "seam-adv", overrides, device="cpu")
+    assert result["status"] == "ok", result.get("error")
+    trace = json.loads(result["trace_json"])
+    assert trace["adversary"] == "TokenAdversary+PhraseSearch"
+    assert trace["adv_phrase"] == trace["adv_phrase_warmup"] and len(trace["adv_phrase_ids"]) == 3
+    trigger = json.loads(row["triggers_json"])[0]["trigger_executor"]["trigger_text_list"]
+    assert set(trace["adv_phrase"].split()) & set(trigger), (trace["adv_phrase"], trigger)
     assert result["asr_after"] < 0.5 * result["asr_before"]
     assert result["acc_after"] > 0.8 * result["acc_before"]

@@ -13,7 +13,7 @@ from torch import nn
 from pipeline.methods.adversarial import (InTurn, PatchAdversary, Share, SubspaceAdversary, TargetedAdversary,
                                          UniversalAdversary, warm_up)
 from pipeline.methods.common import generator, timed
-from pipeline.methods.token_adversary import TokenAdversary
+from pipeline.methods.token_adversary import PhraseSearch, TokenAdversary
 from pipeline.tasks.base import RepairData
 
 if TYPE_CHECKING:
@@ -30,12 +30,12 @@ def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: d
                                       cfg.adv_weight)
     elif cfg.adv_eps <= 0:  # adv_radius is for embedding summaries only: nothing to build for other inputs
         return None
-    elif isinstance(inputs, dict):  # token ids (NER): a soft token inserted into sentences
-        adversary = TokenAdversary(model, cfg.adv_eps, cfg.adv_weight, generator(data.seed, 16), cfg.adv_tokens,
-                                   objective=cfg.adv_token_objective, num_classes=data.num_classes)
-        trace["adv_applies"] = adversary.applies
-        trace["adv_objective"] = adversary.objective
-        if not adversary.applies:
+    elif isinstance(inputs, dict):  # token ids (NER): a soft or a real phrase inserted into sentences
+        adversary = token_adversary(model, data, cfg)
+        first = adversary.adversaries[0] if isinstance(adversary, InTurn) else adversary
+        trace["adv_applies"] = first.applies
+        trace["adv_objective"] = first.objective
+        if not first.applies:
             return None
     elif cfg.adv_targets > 0:
         targeted = TargetedAdversary(model, data.task, data.num_classes, cfg.adv_eps, cfg.adv_targets, cfg.adv_weight)
@@ -58,4 +58,33 @@ def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: d
         with timed(trace, "seconds_adv_warmup"):
             warm_up(adversary, model, data.task, data.clean, cfg.adv_warmup_epochs, cfg.batch_size, data.device,
                     generator(data.seed, 14))
+        trace.update({f"{k}_warmup": v for k, v in adversary_outcome(adversary, data.task).items()})
+    for a in getattr(adversary, "adversaries", (adversary,)):
+        if isinstance(a, PhraseSearch):
+            a.searching = cfg.adv_search_in_recovery
     return adversary
+
+
+def token_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig):
+    """NER: the soft phrase, the searched phrase of real tokens, or both in turn (``adv_token_search``)."""
+    soft = discrete = None
+    if cfg.adv_token_search in ("soft", "both"):
+        soft = TokenAdversary(model, cfg.adv_eps, cfg.adv_weight, generator(data.seed, 16), cfg.adv_tokens,
+                              objective=cfg.adv_token_objective, num_classes=data.num_classes)
+    if cfg.adv_token_search in ("discrete", "both"):
+        allowed = getattr(data.task, "insertable_ids", lambda: None)()
+        discrete = PhraseSearch(model, cfg.adv_weight, generator(data.seed, 20), cfg.adv_tokens,
+                                cfg.adv_token_objective, data.num_classes, allowed, cfg.adv_search_candidates)
+    if soft is not None and discrete is not None:
+        return InTurn(soft, discrete)
+    return soft or discrete
+
+
+def adversary_outcome(adversary, task) -> dict:
+    """What a searched phrase ended as (its tokens, how many swaps it made), for the row's trace; {} otherwise."""
+    for a in getattr(adversary, "adversaries", (adversary,)):
+        if isinstance(a, PhraseSearch) and a.applies:
+            decode = getattr(task, "decode", None)
+            ids = a.ids.tolist()
+            return {"adv_phrase_ids": ids, "adv_phrase": decode(ids) if decode else None, "adv_phrase_swaps": a.swaps}
+    return {}

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from pipeline.methods.clp import clp_prune
-from pipeline.methods.recovery_adversary import make_adversary
-from pipeline.methods.token_adversary import TOKEN_OBJECTIVES
+from pipeline.methods.recovery_adversary import adversary_outcome, make_adversary
+from pipeline.methods.token_adversary import TOKEN_OBJECTIVES, TOKEN_SEARCHES
 from pipeline.methods.common import generator, optim, timed
 from pipeline.registry import register_method
 from pipeline.tasks.base import RepairData
@@ -95,6 +95,11 @@ class SeamConfig:
     adv_tokens: int = 1  # token models (NER): soft tokens the adversary inserts side by side (phrase triggers)
     adv_token_objective: str = "entity"  # NER: the phrase climbs away from entity words' labels ("entity") or
     # towards another entity type ("type": what round-7 triggers do)
+    adv_token_search: str = "soft"  # NER: "soft" learned embeddings, "discrete" real vocabulary tokens swapped by
+    # HotFlip (PhraseSearch: universal adversarial triggers), "both" in turn, one per batch
+    adv_search_candidates: int = 4  # "discrete": tokens measured per swap (the best first-order gains)
+    adv_search_in_recovery: bool = True  # "discrete": keep searching during recovery; False holds the phrase the
+    # warm-up found on the original model (where a backdoor is live) for all of recovery
     insert_copies: int = 0  # text summaries (sentiment): add this many copies of every clean text with 1-3 random
     # insertions (character, vocabulary word or run of words) and its own label (pipeline/tasks/text_insertions.py)
     clp_u: float = 0.0  # >0: data-free channel-Lipschitz pruning (CLP, threshold mean + u x std) before forgetting
@@ -106,6 +111,8 @@ class SeamConfig:
             raise ValueError(f"forget_mode must be one of {sorted(FORGET_MODES)}, not {self.forget_mode!r}")
         if self.insert_copies < 0:
             raise ValueError(f"insert_copies must be >= 0, not {self.insert_copies!r}")
+        if self.adv_token_search not in TOKEN_SEARCHES:
+            raise ValueError(f"adv_token_search must be one of {TOKEN_SEARCHES}, not {self.adv_token_search!r}")
         if self.adv_token_objective not in TOKEN_OBJECTIVES:
             raise ValueError(f"adv_token_objective must be one of {TOKEN_OBJECTIVES}, not {self.adv_token_objective!r}")
 
@@ -316,6 +323,7 @@ def seam(model: nn.Module, data: RepairData, cfg: SeamConfig) -> tuple[nn.Module
     data.on_phase_end("forget", model)
     with timed(trace, "seconds_recover"):
         recover(model, data, d_rec, recover_target(original, cfg.recover_ratio), cfg, trace, teacher, adversary)
+    trace.update(adversary_outcome(adversary, data.task))
     for p in model.parameters():
         p.requires_grad_(True)
     data.on_phase_end("recover", model)

@@ -44,15 +44,14 @@ def insert_phrase(values: torch.Tensor, positions: torch.Tensor, fills) -> torch
     return values
 
 
-class TokenAdversary:
-    """Cross-entropy on sentences with the soft token inserted (true labels); the token climbs it on entity words.
+class InsertedPhrase:
+    """What the soft and the searched phrase share: where a phrase goes, the logits with it, what it climbs.
 
     Called as an extra loss of ``train_one_epoch``: ``(inputs, logits, target) -> loss | None``.
-    ``eps`` is the ascent step as a share of each embedding dimension's range over the vocabulary.
     """
 
-    def __init__(self, student: nn.Module, eps: float, weight: float, generator: torch.Generator, tokens: int = 1,
-                 steps_to_bound: float = 4.0, objective: str = "entity", num_classes: int = 0) -> None:
+    def __init__(self, student: nn.Module, weight: float, generator: torch.Generator, objective: str = "entity",
+                 num_classes: int = 0) -> None:
         if objective not in TOKEN_OBJECTIVES:
             raise ValueError(f"token adversary objective must be one of {TOKEN_OBJECTIVES}, not {objective!r}")
         self.weight, self.generator = weight, generator
@@ -61,26 +60,34 @@ class TokenAdversary:
         self.other_type = other_type_mask(num_classes) if objective == "type" else None
         self.objective = "type" if self.other_type is not None else "entity"  # what runs (the trace records it)
         self.path = embedding_path(student)
-        if self.path is not None:  # the bounds live on the model's device, as the vector does
-            table = self.path[0].get_input_embeddings().weight.detach()
-            self.low, self.high = table.min(0).values, table.max(0).values
-            self.radius = float(table.norm(dim=1).max())  # no longer than the longest real token embedding
-            self.step = eps * (self.high - self.low) / steps_to_bound
-            self.vector = table.mean(0).repeat(tokens, 1)  # [tokens, H]: inserted side by side (a phrase)
-            if self.other_type is not None:
-                self.other_type = self.other_type.to(table.device)  # once, not per batch
+        if self.path is not None and self.other_type is not None:
+            self.other_type = self.other_type.to(self.table().device)  # once, not per batch
 
-    def project(self, vector: torch.Tensor) -> torch.Tensor:
-        """Into the vocabulary's per-dimension box, then onto the ball of the longest token's norm: the box's
-        corners are ~5x longer than any real token (MiniLM: 5.1 vs 1.7), and an adversary that strong
-        made recovery collapse a model's accuracy."""
-        vector = torch.clamp(vector, self.low, self.high)
-        norms = vector.norm(dim=-1, keepdim=True).clamp(min=1e-12)
-        return vector * torch.clamp(self.radius / norms, max=1.0)
+    def table(self) -> torch.Tensor:
+        """The model's input embeddings as they are now [V, H]."""
+        return self.path[0].get_input_embeddings().weight.detach()
 
     @property
     def applies(self) -> bool:
         return self.path is not None
+
+    def __call__(self, inputs, logits: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor | None:
+        """The training loss on the batch with the phrase inserted (true labels); the phrase then climbs."""
+        if not self.applies or not isinstance(inputs, dict):
+            return None
+        positions = self.positions(inputs, target.device)
+        live = self.vector.clone().requires_grad_(True)
+        labels = insert_phrase(target, positions, [torch.tensor(IGNORE, device=target.device)] * len(live))
+        adv_logits, _ = self.logits(inputs, live, positions)
+        flat_logits, flat = adv_logits.reshape(-1, adv_logits.shape[-1]), labels.reshape(-1)
+        ce = nn.functional.cross_entropy(flat_logits, flat, ignore_index=IGNORE)
+        self.climb(live, self.ascent(flat_logits, flat, ce), inputs, positions, flat)
+        return self.weight * ce
+
+    def climb(self, live: torch.Tensor, ascent: torch.Tensor, inputs: dict, positions: torch.Tensor,
+              labels: torch.Tensor) -> None:
+        """Move the phrase up ``ascent`` (the objective at ``live``, its embeddings on this batch)."""
+        raise NotImplementedError
 
     def logits(self, inputs: dict, vector: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, attention mask) of the batch with the soft tokens ``vector`` inserted at ``positions``."""
@@ -91,22 +98,11 @@ class TokenAdversary:
         hidden = transformer(inputs_embeds=embeds, attention_mask=mask)[0]
         return classifier(dropout(hidden)), mask
 
-    def __call__(self, inputs, logits: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor | None:
-        if not self.applies or not isinstance(inputs, dict):
-            return None
+    def positions(self, inputs: dict, device: torch.device) -> torch.Tensor:
+        """A random word position per sentence, between [CLS] and [SEP]: 1 .. length - 1."""
         lengths = inputs["attention_mask"].sum(1)
-        # a word position between [CLS] and [SEP]: 1 .. length - 1
         positions = 1 + (torch.rand(len(lengths), generator=self.generator) * (lengths.cpu() - 1).clamp(min=1)).long()
-        positions = positions.to(target.device)
-        labels = insert_phrase(target, positions, [torch.tensor(IGNORE, device=target.device)] * len(self.vector))
-        live = self.vector.clone().requires_grad_(True)
-        adv_logits, _ = self.logits(inputs, live, positions)
-        flat_logits, flat = adv_logits.reshape(-1, adv_logits.shape[-1]), labels.reshape(-1)
-        ce = nn.functional.cross_entropy(flat_logits, flat, ignore_index=IGNORE)
-        ascent = self.ascent(flat_logits, flat, ce)
-        (grad,) = torch.autograd.grad(ascent, live, retain_graph=True)
-        self.vector = self.project(live.detach() + self.step * grad.sign())
-        return self.weight * ce
+        return positions.to(device)
 
     def ascent(self, logits: torch.Tensor, labels: torch.Tensor, ce: torch.Tensor) -> torch.Tensor:
         """What the soft phrase climbs, on entity words only (the background label is not what triggers flip)."""
@@ -123,7 +119,107 @@ class TokenAdversary:
         return nn.functional.cross_entropy(logits[entity], labels[entity]) if bool(entity.any()) else ce
 
 
+class TokenAdversary(InsertedPhrase):
+    """Cross-entropy on sentences with the soft token inserted (true labels); the token climbs it on entity words.
+
+    ``eps`` is the ascent step as a share of each embedding dimension's range over the vocabulary.
+    """
+
+    def __init__(self, student: nn.Module, eps: float, weight: float, generator: torch.Generator, tokens: int = 1,
+                 steps_to_bound: float = 4.0, objective: str = "entity", num_classes: int = 0) -> None:
+        super().__init__(student, weight, generator, objective, num_classes)
+        if self.path is not None:  # the bounds live on the model's device, as the vector does
+            table = self.table()
+            self.low, self.high = table.min(0).values, table.max(0).values
+            self.radius = float(table.norm(dim=1).max())  # no longer than the longest real token embedding
+            self.step = eps * (self.high - self.low) / steps_to_bound
+            self.vector = table.mean(0).repeat(tokens, 1)  # [tokens, H]: inserted side by side (a phrase)
+
+    def project(self, vector: torch.Tensor) -> torch.Tensor:
+        """Into the vocabulary's per-dimension box, then onto the ball of the longest token's norm: the box's
+        corners are ~5x longer than any real token (MiniLM: 5.1 vs 1.7), and an adversary that strong
+        made recovery collapse a model's accuracy."""
+        vector = torch.clamp(vector, self.low, self.high)
+        norms = vector.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+        return vector * torch.clamp(self.radius / norms, max=1.0)
+
+    def climb(self, live: torch.Tensor, ascent: torch.Tensor, inputs: dict, positions: torch.Tensor,
+              labels: torch.Tensor) -> None:
+        """A signed ascent step of the soft tokens, projected back into the vocabulary's box and ball."""
+        (grad,) = torch.autograd.grad(ascent, live, retain_graph=True)
+        self.vector = self.project(live.detach() + self.step * grad.sign())
+
+
+class PhraseSearch(InsertedPhrase):
+    """A phrase of real vocabulary tokens, searched by HotFlip (Wallace et al. 2019's universal adversarial triggers).
+
+    The soft phrase can sit anywhere in the vocabulary's box, so it flips most entity words of clean and
+    poisoned models alike (71-91% on bench NER seed 1) and need not resemble the trigger. A phrase of
+    *real* tokens cannot flip a clean model much; what flips a poisoned one is most likely part of its
+    trigger, and recovery then trains on sentences carrying it with their true labels. Each call swaps
+    one position (in turn) to whichever of the ``candidates`` tokens whose first-order gain ranks highest
+    climbs the objective most on the batch, measured in eval mode; no swap when none does. ``allowed``:
+    token ids a text can contain (no special or unused tokens); None allows every id.
+    """
+
+    def __init__(self, student: nn.Module, weight: float, generator: torch.Generator, tokens: int = 3,
+                 objective: str = "type", num_classes: int = 0, allowed: torch.Tensor | None = None,
+                 candidates: int = 4) -> None:
+        super().__init__(student, weight, generator, objective, num_classes)
+        self.student, self.candidates, self.turn, self.swaps = student, candidates, 0, 0
+        self.searching = True  # False: the phrase is held, recovery only trains on it
+        if self.path is not None:
+            table = self.table()
+            self.allowed = torch.ones(len(table), dtype=torch.bool, device=table.device)
+            if allowed is not None:
+                self.allowed = torch.zeros_like(self.allowed).index_fill_(0, allowed.to(table.device), True)
+            # start from the allowed token nearest the vocabulary's mean, as the soft phrase starts at the mean
+            distance = (table - table.mean(0)).norm(dim=1).masked_fill(~self.allowed, float("inf"))
+            self.ids = distance.argmin().repeat(tokens)
+
+    @property
+    def vector(self) -> torch.Tensor:
+        """The phrase's embeddings as the model has them now [tokens, H]."""
+        return self.table()[self.ids]
+
+    def climb(self, live: torch.Tensor, ascent: torch.Tensor, inputs: dict, positions: torch.Tensor,
+              labels: torch.Tensor) -> None:
+        if self.searching:
+            (grad,) = torch.autograd.grad(ascent, live, retain_graph=True)
+            self.flip(inputs, positions, labels, grad)
+
+    def flip(self, inputs: dict, positions: torch.Tensor, labels: torch.Tensor, grad: torch.Tensor) -> None:
+        """HotFlip one position: rank tokens by the first-order gain, keep the best measured one if it climbs."""
+        i = self.turn % len(self.ids)
+        self.turn += 1
+        table = self.table()
+        gain = (table @ grad[i]).masked_fill(~self.allowed, float("-inf"))
+        gain[self.ids[i]] = float("-inf")
+        phrases = self.ids.repeat(self.candidates + 1, 1)
+        phrases[1:, i] = gain.topk(self.candidates).indices
+        scores = self.score(inputs, positions, labels, phrases)
+        best = int(scores.argmax())
+        if best > 0:
+            self.ids, self.swaps = phrases[best].clone(), self.swaps + 1
+
+    @torch.no_grad()
+    def score(self, inputs: dict, positions: torch.Tensor, labels: torch.Tensor, phrases: torch.Tensor) -> torch.Tensor:
+        """The objective on the batch with each phrase inserted (eval mode: no dropout noise in the comparison)."""
+        was_training = self.student.training
+        self.student.eval()
+        try:
+            out = []
+            for phrase in phrases:
+                adv_logits, _ = self.logits(inputs, self.table()[phrase], positions)
+                flat_logits = adv_logits.reshape(-1, adv_logits.shape[-1])
+                out.append(self.ascent(flat_logits, labels, flat_logits.new_zeros(())))
+            return torch.stack(out)
+        finally:
+            self.student.train(was_training)
+
+
 TOKEN_OBJECTIVES = ("entity", "type")
+TOKEN_SEARCHES = ("soft", "discrete", "both")
 
 
 def other_type_mask(num_classes: int) -> torch.Tensor | None:

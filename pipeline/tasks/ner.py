@@ -75,6 +75,21 @@ class NerTask:
             self._tokenizer = (path, safe_torch_load(path, map_location="cpu"))
         return self._tokenizer[1]
 
+    def insertable_ids(self) -> torch.Tensor | None:
+        """Token ids a text can produce (the loaded tokenizer's vocabulary minus special and [unused] tokens), for
+        adversaries that insert real tokens; None before a tokenizer is loaded."""
+        if self._tokenizer is None:
+            return None
+        tok = self._tokenizer[1]
+        special = set(tok.all_special_ids)
+        ids = [i for t, i in tok.get_vocab().items()
+               if i not in special and not (t.startswith("[") and t.endswith("]"))]
+        return torch.tensor(sorted(ids), dtype=torch.long)
+
+    def decode(self, ids: list[int]) -> str:
+        """Token ids as text (for traces); empty before a tokenizer is loaded."""
+        return "" if self._tokenizer is None else " ".join(self._tokenizer[1].convert_ids_to_tokens(ids))
+
     def encode(self, sentences: list[tuple[list[str], list[int]]], strata: list[int], row: Mapping[str, Any]) -> Split:
         tok = self.tokenizer(row)
         max_len = max_input_length(tok, None, str(row.get("embedding") or ""))

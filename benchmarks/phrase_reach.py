@@ -1,0 +1,77 @@
+"""How far do the NER adversaries push the *original* models? A diagnostic, not a repair.
+
+    python benchmarks/phrase_reach.py ROUND [--models all|poisoned|clean] [--epochs 10] [--tokens 3]
+
+For each NER model, the discrete phrase search (``PhraseSearch``, real vocabulary tokens) and the soft
+phrase (``TokenAdversary``) climb on the clean example folder; then each is inserted at a random word
+position of the clean test sentences and the share of entity words labelled as *another* entity type
+is printed beside the ground-truth trigger (read only for this report). An adversary that targets the
+backdoor flips much more on poisoned models than on clean ones.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from manifests.io import load_manifest
+from pipeline.methods.adversarial import warm_up
+from pipeline.methods.token_adversary import PhraseSearch, TokenAdversary, insert_phrase, other_type_mask
+from pipeline.model_loading import load_model
+from pipeline.tasks import adapter_for
+from pipeline.training import IGNORE
+
+
+@torch.no_grad()
+def flip_rate(adversary: TokenAdversary, task, split, vector: torch.Tensor, seed: int = 0) -> float:
+    """Share of entity words predicted as an entity of another type with ``vector`` inserted at random spots."""
+    gen = torch.Generator().manual_seed(seed)
+    other = other_type_mask(int(adversary.other_type.shape[0]))
+    flipped = total = 0
+    for inputs, target in task.batches(split, split.labels, 64, torch.device("cpu"), None, False):
+        lengths = inputs["attention_mask"].sum(1)
+        positions = 1 + (torch.rand(len(lengths), generator=gen) * (lengths - 1).clamp(min=1)).long()
+        labels = insert_phrase(target, positions, [torch.tensor(IGNORE)] * len(vector))
+        logits, _ = adversary.logits(inputs, vector, positions)
+        entity = (labels > 0) & (labels < other.shape[0])
+        pred = logits.argmax(-1)[entity]
+        flipped += int(other[labels[entity], pred].sum())
+        total += int(entity.sum())
+    return flipped / max(total, 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("round")
+    ap.add_argument("--models", default="all", choices=("all", "poisoned", "clean"))
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--tokens", type=int, default=3)
+    ap.add_argument("--candidates", type=int, default=4)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    for row in load_manifest(args.round):
+        if args.models != "all" and bool(row.get("poisoned")) != (args.models == "poisoned"):
+            continue
+        task = adapter_for(row["task"])
+        model = load_model(row["model_file"], torch.device("cpu")).eval()
+        clean = task.load_clean(row["clean_example_dir"], row)
+        test = task.load_clean(row.get("clean_test_dir") or row["clean_example_dir"], row)
+        c = int(row["num_classes"])
+        search = PhraseSearch(model, 1.0, torch.Generator().manual_seed(1), args.tokens, "type", c,
+                              task.insertable_ids(), args.candidates)
+        soft = TokenAdversary(model, 0.1, 1.0, torch.Generator().manual_seed(1), args.tokens, objective="type",
+                              num_classes=c)
+        for adversary in (search, soft):
+            warm_up(adversary, model, task, clean, args.epochs, 32, torch.device("cpu"), torch.Generator().manual_seed(2))
+        triggers = json.loads(row.get("triggers_json") or "null") or [{}]
+        executor = triggers[0].get("trigger_executor") or {}
+        text = triggers[0].get("text") or executor.get("trigger_text") or " ".join(executor.get("trigger_text_list") or [])
+        print(f"{row['model_id']} poisoned={bool(row.get('poisoned'))} trigger={text!r} "
+              f"phrase={task.decode(search.ids.tolist())!r} swaps={search.swaps} "
+              f"flip discrete {flip_rate(search, task, test, search.vector):.2f} "
+              f"soft {flip_rate(soft, task, test, soft.vector):.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

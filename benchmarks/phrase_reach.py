@@ -48,10 +48,13 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--tokens", type=int, default=3)
     ap.add_argument("--candidates", type=int, default=4)
+    ap.add_argument("--ids", nargs="*", help="only these model ids (default: every model the --models filter keeps)")
     args = ap.parse_args()
     torch.manual_seed(0)
     for row in load_manifest(args.round):
         if args.models != "all" and bool(row.get("poisoned")) != (args.models == "poisoned"):
+            continue
+        if args.ids and row["model_id"] not in args.ids:
             continue
         task = adapter_for(row["task"])
         model = load_model(row["model_file"], torch.device("cpu")).eval()

@@ -32,7 +32,7 @@ def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: d
         return None
     elif isinstance(inputs, dict):  # token ids (NER): a soft or a real phrase inserted into sentences
         adversary = token_adversary(model, data, cfg)
-        first = adversary.adversaries[0] if isinstance(adversary, InTurn) else adversary
+        first = getattr(adversary, "adversaries", (adversary,))[0]
         trace["adv_applies"] = first.applies
         trace["adv_objective"] = first.objective
         if not first.applies:

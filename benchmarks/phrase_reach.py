@@ -1,6 +1,7 @@
 """How far do the NER adversaries push the *original* models? A diagnostic, not a repair.
 
     python benchmarks/phrase_reach.py ROUND [--models all|poisoned|clean] [--epochs 10] [--tokens 3]
+        [--candidates 4] [--ids id-00000000 ...]
 
 For each NER model, the discrete phrase search (``PhraseSearch``, real vocabulary tokens) and the soft
 phrase (``TokenAdversary``) climb on the clean example folder; then each is inserted at a random word
@@ -17,14 +18,15 @@ import torch
 
 from manifests.io import load_manifest
 from pipeline.methods.adversarial import warm_up
-from pipeline.methods.token_adversary import PhraseSearch, TokenAdversary, insert_phrase, other_type_mask
+from pipeline.methods.token_adversary import (InsertedPhrase, PhraseSearch, TokenAdversary, insert_phrase,
+                                             other_type_mask)
 from pipeline.model_loading import load_model
 from pipeline.tasks import adapter_for
 from pipeline.training import IGNORE
 
 
 @torch.no_grad()
-def flip_rate(adversary: TokenAdversary, task, split, vector: torch.Tensor, seed: int = 0) -> float:
+def flip_rate(adversary: InsertedPhrase, task, split, vector: torch.Tensor, seed: int = 0) -> float:
     """Share of entity words predicted as an entity of another type with ``vector`` inserted at random spots."""
     gen = torch.Generator().manual_seed(seed)
     other = other_type_mask(int(adversary.other_type.shape[0]))

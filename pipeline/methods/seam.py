@@ -96,8 +96,8 @@ class SeamConfig:
     adv_token_objective: str = "entity"  # NER: the phrase climbs away from entity words' labels ("entity") or
     # towards another entity type ("type": what round-7 triggers do)
     adv_token_search: str = "soft"  # NER: "soft" learned embeddings, "discrete" real vocabulary tokens swapped by
-    # HotFlip (PhraseSearch: universal adversarial triggers), "both" in turn, one per batch (none beat "soft" on
-    # bench NER seed 1, docs/SEAM.md)
+    # HotFlip (PhraseSearch: universal adversarial triggers), "both" in turn, one per batch ("both" with the warm-up
+    # phrase held won on bench NER seeds 1-2 and lost on seed 3, so "soft" stays; docs/SEAM.md)
     adv_search_candidates: int = 4  # "discrete": tokens measured per swap (the best first-order gains)
     adv_search_in_recovery: bool = True  # "discrete": keep searching during recovery; False holds the phrase the
     # warm-up found on the original model (where a backdoor is live) for all of recovery

@@ -18,29 +18,9 @@ import torch
 
 from manifests.io import load_manifest
 from pipeline.methods.adversarial import warm_up
-from pipeline.methods.token_adversary import (InsertedPhrase, PhraseSearch, TokenAdversary, insert_phrase,
-                                             other_type_mask)
+from pipeline.methods.token_adversary import PhraseSearch, TokenAdversary
 from pipeline.model_loading import load_model
 from pipeline.tasks import adapter_for
-from pipeline.training import IGNORE
-
-
-@torch.no_grad()
-def flip_rate(adversary: InsertedPhrase, task, split, vector: torch.Tensor, seed: int = 0) -> float:
-    """Share of entity words predicted as an entity of another type with ``vector`` inserted at random spots."""
-    gen = torch.Generator().manual_seed(seed)
-    other = other_type_mask(int(adversary.other_type.shape[0]))
-    flipped = total = 0
-    for inputs, target in task.batches(split, split.labels, 64, torch.device("cpu"), None, False):
-        lengths = inputs["attention_mask"].sum(1)
-        positions = 1 + (torch.rand(len(lengths), generator=gen) * (lengths - 1).clamp(min=1)).long()
-        labels = insert_phrase(target, positions, [torch.tensor(IGNORE)] * len(vector))
-        logits, _ = adversary.logits(inputs, vector, positions)
-        entity = (labels > 0) & (labels < other.shape[0])
-        pred = logits.argmax(-1)[entity]
-        flipped += int(other[labels[entity], pred].sum())
-        total += int(entity.sum())
-    return flipped / max(total, 1)
 
 
 def main() -> None:
@@ -74,8 +54,8 @@ def main() -> None:
         text = triggers[0].get("text") or executor.get("trigger_text") or " ".join(executor.get("trigger_text_list") or [])
         print(f"{row['model_id']} poisoned={bool(row.get('poisoned'))} trigger={text!r} "
               f"phrase={task.decode(search.ids.tolist())!r} swaps={search.swaps} "
-              f"flip discrete {flip_rate(search, task, test, search.vector):.2f} "
-              f"soft {flip_rate(soft, task, test, soft.vector):.2f}", flush=True)
+              f"flip discrete {search.flip_rate(task, test, torch.device('cpu')):.2f} "
+              f"soft {soft.flip_rate(task, test, torch.device('cpu')):.2f}", flush=True)
 
 
 if __name__ == "__main__":

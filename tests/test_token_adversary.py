@@ -124,32 +124,37 @@ def _batch(seed: int = 0) -> tuple[dict, torch.Tensor]:
 
 
 def test_phrase_search_swaps_only_to_allowed_tokens_and_each_swap_climbs_its_batch() -> None:
+    """With every allowed token a candidate, each call leaves its position at the batch's best token."""
+    torch.manual_seed(0)
     model = rf.tiny_ner_model(5)
     for p in model.parameters():
         p.requires_grad_(False)
     allowed = torch.tensor([5, 6, 7, 8, 9, 10, 11])
     search = PhraseSearch(model, 1.0, torch.Generator().manual_seed(0), tokens=2, objective="type", num_classes=5,
-                          allowed=allowed, candidates=3)
+                          allowed=allowed, candidates=len(allowed) - 1)
     assert search.applies and set(search.ids.tolist()) <= set(allowed.tolist())
-    inputs, labels = _batch()
     positions = torch.full((8,), 3)
-    flat = torch.cat([labels[:, :3], torch.full((8, 2), -100), labels[:, 3:]], 1).reshape(-1)
-    for _ in range(12):
+    for step in range(8):
+        inputs, labels = _batch(step)
+        flat = torch.cat([labels[:, :3], torch.full((8, 2), -100), labels[:, 3:]], 1).reshape(-1)
         before = search.ids.clone()
         live = search.vector.clone().requires_grad_(True)
         logits, _ = search.logits(inputs, live, positions)
         flat_logits = logits.reshape(-1, logits.shape[-1])
         search.climb(live, search.ascent(flat_logits, flat, flat_logits.new_zeros(())), inputs, positions, flat)
         assert set(search.ids.tolist()) <= set(allowed.tolist())
-        old, new = search.score(inputs, positions, flat, torch.stack([before, search.ids])).tolist()
-        assert new >= old
         assert int((search.ids != before).sum()) <= 1  # one position at a time
-    assert search.swaps > 0
+        i = step % 2
+        alternatives = search.ids.repeat(len(allowed), 1)
+        alternatives[:, i] = allowed
+        scores = search.score(inputs, positions, flat, torch.cat([search.ids[None], before[None], alternatives]))
+        assert float(scores[0]) >= float(scores[1:].max()) - 1e-6  # no better token left at that position
     loss = search(inputs, None, labels)  # as recovery calls it: the training loss with the phrase inserted
     assert loss is not None and torch.isfinite(loss)
 
 
 def test_a_held_phrase_does_not_move() -> None:
+    torch.manual_seed(0)
     model = rf.tiny_ner_model(5)
     search = PhraseSearch(model, 1.0, torch.Generator().manual_seed(0), tokens=2, objective="type", num_classes=5)
     search.searching = False
@@ -174,3 +179,8 @@ def test_phrase_search_warmed_on_the_original_model_finds_the_trigger_word(tiny_
     assert set(trace["adv_phrase"].split()) & set(trigger), (trace["adv_phrase"], trigger)
     assert result["asr_after"] < 0.5 * result["asr_before"]
     assert result["acc_after"] > 0.8 * result["acc_before"]
+    # the found phrase flips more of the clean repair sentences' entities on the poisoned model than the
+    # phrase found on the clean model does there: the blind signal the trace records
+    clean_row = next(r for r in scan_round(tiny_ner_round) if not r["poisoned"])
+    clean_trace = json.loads(process_model(clean_row, "seam-adv", overrides, device="cpu")["trace_json"])
+    assert 0 <= clean_trace["adv_phrase_flip_warmup"] < trace["adv_phrase_flip_warmup"] <= 1

@@ -59,6 +59,9 @@ def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: d
             warm_up(adversary, model, data.task, data.clean, cfg.adv_warmup_epochs, cfg.batch_size, data.device,
                     generator(data.seed, 14))
         trace.update({f"{k}_warmup": v for k, v in adversary_outcome(adversary, data.task).items()})
+        for a in getattr(adversary, "adversaries", (adversary,)):
+            if isinstance(a, PhraseSearch) and a.applies:  # on the clean repair data, the original model
+                trace["adv_phrase_flip_warmup"] = round(a.flip_rate(data.task, data.clean, data.device), 4)
     for a in getattr(adversary, "adversaries", (adversary,)):
         if isinstance(a, PhraseSearch):
             a.searching = cfg.adv_search_in_recovery

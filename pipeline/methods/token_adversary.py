@@ -54,7 +54,7 @@ class InsertedPhrase:
                  num_classes: int = 0) -> None:
         if objective not in TOKEN_OBJECTIVES:
             raise ValueError(f"token adversary objective must be one of {TOKEN_OBJECTIVES}, not {objective!r}")
-        self.weight, self.generator = weight, generator
+        self.student, self.weight, self.generator = student, weight, generator
         # "type": climb towards any label of *another* entity type (round 7's BIO layout: O = 0, then B/I pairs),
         # which is what a round-7 trigger does; "entity": away from the true label (B -> I counts too)
         self.other_type = other_type_mask(num_classes) if objective == "type" else None
@@ -88,6 +88,31 @@ class InsertedPhrase:
               labels: torch.Tensor) -> None:
         """Move the phrase up ``ascent`` (the objective at ``live``, its embeddings on this batch)."""
         raise NotImplementedError
+
+    @torch.no_grad()
+    def flip_rate(self, task, split, device: torch.device, seed: int = 0) -> float:
+        """Share of ``split``'s entity words labelled as another entity type with the phrase inserted at a random
+        word position (eval mode). A real-token phrase stays near 0.1 on clean models and reaches 0.2-0.43 where
+        it holds a found trigger (bench NER, docs/SEAM.md): a blind sign that the search found a backdoor."""
+        other = other_type_mask(len(self.other_type)) if self.other_type is not None else None
+        if not self.applies or other is None:
+            return float("nan")
+        other = other.to(device)
+        gen, was_training = torch.Generator().manual_seed(seed), self.student.training
+        self.student.eval()
+        flipped = total = 0
+        try:
+            for inputs, target in task.batches(split, split.labels, 64, device, None, False):
+                lengths = inputs["attention_mask"].sum(1).cpu()
+                positions = (1 + (torch.rand(len(lengths), generator=gen) * (lengths - 1).clamp(min=1)).long()).to(device)
+                labels = insert_phrase(target, positions, [torch.tensor(IGNORE, device=device)] * len(self.vector))
+                logits, _ = self.logits(inputs, self.vector, positions)
+                entity = (labels > 0) & (labels < len(other))
+                flipped += int(other[labels[entity], logits.argmax(-1)[entity]].sum())
+                total += int(entity.sum())
+        finally:
+            self.student.train(was_training)
+        return flipped / max(total, 1)
 
     def logits(self, inputs: dict, vector: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, attention mask) of the batch with the soft tokens ``vector`` inserted at ``positions``."""
@@ -166,7 +191,7 @@ class PhraseSearch(InsertedPhrase):
                  objective: str = "type", num_classes: int = 0, allowed: torch.Tensor | None = None,
                  candidates: int = 4) -> None:
         super().__init__(student, weight, generator, objective, num_classes)
-        self.student, self.candidates, self.turn, self.swaps = student, candidates, 0, 0
+        self.candidates, self.turn, self.swaps = candidates, 0, 0
         self.searching = True  # False: the phrase is held, recovery only trains on it
         if self.path is not None:
             table = self.table()

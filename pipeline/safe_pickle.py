@@ -38,7 +38,7 @@ _DENIED_CLASSES = {("numpy", "memmap")}
 # Enum classes outside those roots that models made by the model libraries carry as plain data: transformers
 # >= 5 (with its ``kernels`` dependency) pickles a kernel ``Mode`` flag inside every model it builds.
 # Admitted only while they are enums, whose reconstruction is a lookup of a member by value.
-_ENUM_CLASSES = {("kernels._internals.layer.mode", "Mode"), ("kernels.layer.mode", "Mode")}
+_ENUM_CLASSES = {("kernels._internals.layer.mode", "Mode")}
 
 # Plain functions a model pickle legitimately references.
 _FUNCTION_MODULES = ("torch._utils", "torch._tensor", "torch.nn.parameter", "torch.nn.functional",

@@ -54,17 +54,16 @@ def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: d
             adversary = InTurn(adversary, patch)
         if 0 < cfg.adv_fraction < 1:
             adversary = Share(adversary, cfg.adv_fraction)
+    search = phrase_search(adversary)
     if cfg.adv_warmup_epochs > 0:
         with timed(trace, "seconds_adv_warmup"):
             warm_up(adversary, model, data.task, data.clean, cfg.adv_warmup_epochs, cfg.batch_size, data.device,
                     generator(data.seed, 14))
-        trace.update({f"{k}_warmup": v for k, v in adversary_outcome(adversary, data.task).items()})
-        for a in getattr(adversary, "adversaries", (adversary,)):
-            if isinstance(a, PhraseSearch) and a.applies:  # on the clean repair data, the original model
-                trace["adv_phrase_flip_warmup"] = round(a.flip_rate(data.task, data.clean, data.device), 4)
-    for a in getattr(adversary, "adversaries", (adversary,)):
-        if isinstance(a, PhraseSearch):
-            a.searching = cfg.adv_search_in_recovery
+        if search is not None:  # what the warm-up found, and how far it pushes the original model on clean data
+            trace.update({f"{k}_warmup": v for k, v in adversary_outcome(search, data.task).items()})
+            trace["adv_phrase_flip_warmup"] = round(search.flip_rate(data.task, data.clean, data.device), 4)
+    if search is not None:
+        search.searching = cfg.adv_search_in_recovery
     return adversary
 
 
@@ -83,11 +82,17 @@ def token_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig):
     return soft or discrete
 
 
+def phrase_search(adversary) -> PhraseSearch | None:
+    """The searched real-token phrase among the recovery adversaries (applying to this model), if any."""
+    return next((a for a in getattr(adversary, "adversaries", (adversary,))
+                 if isinstance(a, PhraseSearch) and a.applies), None)
+
+
 def adversary_outcome(adversary, task) -> dict:
     """What a searched phrase ended as (its tokens, how many swaps it made), for the row's trace; {} otherwise."""
-    for a in getattr(adversary, "adversaries", (adversary,)):
-        if isinstance(a, PhraseSearch) and a.applies:
-            decode = getattr(task, "decode", None)
-            ids = a.ids.tolist()
-            return {"adv_phrase_ids": ids, "adv_phrase": decode(ids) if decode else None, "adv_phrase_swaps": a.swaps}
-    return {}
+    search = phrase_search(adversary)
+    if search is None:
+        return {}
+    decode = getattr(task, "decode", None)
+    ids = search.ids.tolist()
+    return {"adv_phrase_ids": ids, "adv_phrase": decode(ids) if decode else None, "adv_phrase_swaps": search.swaps}

@@ -11,6 +11,9 @@ only clean repair examples are used.
 """
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import torch
 from torch import nn
 
@@ -94,25 +97,29 @@ class InsertedPhrase:
         """Share of ``split``'s entity words labelled as another entity type with the phrase inserted at a random
         word position (eval mode). A real-token phrase stays near 0.1 on clean models and reaches 0.2-0.43 where
         it holds a found trigger (bench NER, docs/SEAM.md): a blind sign that the search found a backdoor."""
-        other = other_type_mask(len(self.other_type)) if self.other_type is not None else None
-        if not self.applies or other is None:
+        if not self.applies or self.other_type is None:
             return float("nan")
-        other = other.to(device)
-        gen, was_training = torch.Generator().manual_seed(seed), self.student.training
-        self.student.eval()
+        gen, vector = torch.Generator().manual_seed(seed), self.vector
         flipped = total = 0
-        try:
+        with self.evaluating():
             for inputs, target in task.batches(split, split.labels, 64, device, None, False):
-                lengths = inputs["attention_mask"].sum(1).cpu()
-                positions = (1 + (torch.rand(len(lengths), generator=gen) * (lengths - 1).clamp(min=1)).long()).to(device)
-                labels = insert_phrase(target, positions, [torch.tensor(IGNORE, device=device)] * len(self.vector))
-                logits, _ = self.logits(inputs, self.vector, positions)
-                entity = (labels > 0) & (labels < len(other))
-                flipped += int(other[labels[entity], logits.argmax(-1)[entity]].sum())
+                positions = self.positions(inputs, device, gen)
+                labels = insert_phrase(target, positions, [torch.tensor(IGNORE, device=device)] * len(vector))
+                logits, _ = self.logits(inputs, vector, positions)
+                entity = (labels > 0) & (labels < len(self.other_type))
+                flipped += int(self.other_type[labels[entity], logits.argmax(-1)[entity]].sum())
                 total += int(entity.sum())
+        return flipped / max(total, 1)
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """The model in eval mode (no dropout noise) for measurements, its mode restored after."""
+        was_training = self.student.training
+        self.student.eval()
+        try:
+            yield
         finally:
             self.student.train(was_training)
-        return flipped / max(total, 1)
 
     def logits(self, inputs: dict, vector: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, attention mask) of the batch with the soft tokens ``vector`` inserted at ``positions``."""
@@ -123,10 +130,12 @@ class InsertedPhrase:
         hidden = transformer(inputs_embeds=embeds, attention_mask=mask)[0]
         return classifier(dropout(hidden)), mask
 
-    def positions(self, inputs: dict, device: torch.device) -> torch.Tensor:
-        """A random word position per sentence, between [CLS] and [SEP]: 1 .. length - 1."""
+    def positions(self, inputs: dict, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A random word position per sentence, between [CLS] and [SEP]: 1 .. length - 1 (drawn from ``generator``,
+        the adversary's own by default)."""
         lengths = inputs["attention_mask"].sum(1)
-        positions = 1 + (torch.rand(len(lengths), generator=self.generator) * (lengths.cpu() - 1).clamp(min=1)).long()
+        draws = torch.rand(len(lengths), generator=generator or self.generator)
+        positions = 1 + (draws * (lengths.cpu() - 1).clamp(min=1)).long()
         return positions.to(device)
 
     def ascent(self, logits: torch.Tensor, labels: torch.Tensor, ce: torch.Tensor) -> torch.Tensor:
@@ -230,17 +239,13 @@ class PhraseSearch(InsertedPhrase):
     @torch.no_grad()
     def score(self, inputs: dict, positions: torch.Tensor, labels: torch.Tensor, phrases: torch.Tensor) -> torch.Tensor:
         """The objective on the batch with each phrase inserted (eval mode: no dropout noise in the comparison)."""
-        was_training = self.student.training
-        self.student.eval()
-        try:
-            out = []
+        table, out = self.table(), []
+        with self.evaluating():
             for phrase in phrases:
-                adv_logits, _ = self.logits(inputs, self.table()[phrase], positions)
+                adv_logits, _ = self.logits(inputs, table[phrase], positions)
                 flat_logits = adv_logits.reshape(-1, adv_logits.shape[-1])
                 out.append(self.ascent(flat_logits, labels, flat_logits.new_zeros(())))
-            return torch.stack(out)
-        finally:
-            self.student.train(was_training)
+        return torch.stack(out)
 
 
 TOKEN_OBJECTIVES = ("entity", "type")

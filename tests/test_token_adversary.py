@@ -184,3 +184,25 @@ def test_phrase_search_warmed_on_the_original_model_finds_the_trigger_word(tiny_
     clean_row = next(r for r in scan_round(tiny_ner_round) if not r["poisoned"])
     clean_trace = json.loads(process_model(clean_row, "seam-adv", overrides, device="cpu")["trace_json"])
     assert 0 <= clean_trace["adv_phrase_flip_warmup"] < trace["adv_phrase_flip_warmup"] <= 1
+
+
+def test_a_probed_phrase_is_held_only_when_it_stands_out_and_otherwise_changes_nothing(tiny_ner_round: Path) -> None:
+    """``probe``: the real-token phrase searched on the original poisoned model is held in recovery when its flip
+    rate reaches the threshold; a clean model's phrase, below it, is dropped and the repair is exactly the soft
+    phrase's (the probe draws from its own generators and leaves the weights as they were)."""
+    rows = scan_round(tiny_ner_round)
+    poisoned, clean = next(r for r in rows if r["poisoned"]), next(r for r in rows if not r["poisoned"])
+    held = process_model(poisoned, "seam-adv", {"adv_token_search": "probe", "adv_probe_min_flip": 0.0}, device="cpu")
+    trace = json.loads(held["trace_json"])
+    assert trace["adv_phrase_held"] is True and trace["adversary"] == "TokenAdversary+PhraseSearch"
+    assert trace["adv_phrase"] == trace["adv_phrase_warmup"]  # held: recovery never moved it
+    assert held["asr_after"] < 0.5 * held["asr_before"]
+    threshold = trace["adv_phrase_flip_warmup"]
+    dropped = process_model(clean, "seam-adv", {"adv_token_search": "probe", "adv_probe_min_flip": threshold},
+                            device="cpu")
+    dropped_trace = json.loads(dropped["trace_json"])
+    assert dropped_trace["adv_phrase_flip_warmup"] < threshold and dropped_trace["adv_phrase_held"] is False
+    assert dropped_trace["adversary"] == "TokenAdversary" and "adv_phrase" not in dropped_trace
+    soft = process_model(clean, "seam-adv", {}, device="cpu")
+    for key in ("acc_after", "epochs_forget", "epochs_recover"):
+        assert dropped[key] == soft[key], key

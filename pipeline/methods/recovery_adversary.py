@@ -31,7 +31,7 @@ def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: d
     elif cfg.adv_eps <= 0:  # adv_radius is for embedding summaries only: nothing to build for other inputs
         return None
     elif isinstance(inputs, dict):  # token ids (NER): a soft or a real phrase inserted into sentences
-        adversary = token_adversary(model, data, cfg)
+        adversary = token_adversary(model, data, cfg, trace)
         first = getattr(adversary, "adversaries", (adversary,))[0]
         trace["adv_applies"] = first.applies
         trace["adv_objective"] = first.objective
@@ -54,32 +54,56 @@ def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: d
             adversary = InTurn(adversary, patch)
         if 0 < cfg.adv_fraction < 1:
             adversary = Share(adversary, cfg.adv_fraction)
-    search = phrase_search(adversary)
+    search = phrase_search(adversary) if cfg.adv_token_search != "probe" else None  # a probe's phrase is settled
     if cfg.adv_warmup_epochs > 0:
         with timed(trace, "seconds_adv_warmup"):
             warm_up(adversary, model, data.task, data.clean, cfg.adv_warmup_epochs, cfg.batch_size, data.device,
                     generator(data.seed, 14))
         if search is not None:  # what the warm-up found, and how far it pushes the original model on clean data
-            trace.update({f"{k}_warmup": v for k, v in adversary_outcome(search, data.task).items()})
-            trace["adv_phrase_flip_warmup"] = round(search.flip_rate(data.task, data.clean, data.device), 4)
+            record_phrase(search, data, trace)
     if search is not None:
         search.searching = cfg.adv_search_in_recovery
     return adversary
 
 
-def token_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig):
-    """NER: the soft phrase, the searched phrase of real tokens, or both in turn (``adv_token_search``)."""
+def token_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: dict):
+    """NER: the soft phrase, the searched phrase of real tokens, both in turn, or the soft phrase with a probed
+    real-token phrase in turn when the probe stands out (``adv_token_search``)."""
     soft = discrete = None
-    if cfg.adv_token_search in ("soft", "both"):
+    if cfg.adv_token_search in ("soft", "both", "probe"):
         soft = TokenAdversary(model, cfg.adv_eps, cfg.adv_weight, generator(data.seed, 16), cfg.adv_tokens,
                               objective=cfg.adv_token_objective, num_classes=data.num_classes)
-    if cfg.adv_token_search in ("discrete", "both"):
+    if cfg.adv_token_search in ("discrete", "both", "probe"):
         allowed = getattr(data.task, "insertable_ids", lambda: None)()
         discrete = PhraseSearch(model, cfg.adv_weight, generator(data.seed, 20), cfg.adv_tokens,
                                 cfg.adv_token_objective, data.num_classes, allowed, cfg.adv_search_candidates)
+    if cfg.adv_token_search == "probe" and discrete.applies:
+        discrete = probe(discrete, model, data, cfg, trace)
     if soft is not None and discrete is not None:
         return InTurn(soft, discrete)
     return soft or discrete
+
+
+def probe(search: PhraseSearch, model: nn.Module, data: RepairData, cfg: SeamConfig, trace: dict) -> PhraseSearch | None:
+    """Search the phrase alone on the original model (where a backdoor is live) and hold it for recovery only if
+    it flips at least ``adv_probe_min_flip`` of the clean entity words: a found trigger does (0.2-0.43 on bench
+    NER), a clean model's best phrase does not (0.06-0.11). Otherwise None: the soft phrase alone, exactly as
+    ``soft`` (own generators; the weights are untouched)."""
+    with timed(trace, "seconds_adv_probe"):
+        warm_up(search, model, data.task, data.clean, cfg.adv_probe_epochs, cfg.batch_size, data.device,
+                generator(data.seed, 21))
+        flip = record_phrase(search, data, trace)
+    search.searching = False
+    trace["adv_phrase_held"] = flip >= cfg.adv_probe_min_flip
+    return search if trace["adv_phrase_held"] else None
+
+
+def record_phrase(search: PhraseSearch, data: RepairData, trace: dict) -> float:
+    """Put what the search found before repair, and its flip rate on the clean repair data, in the trace."""
+    trace.update({f"{k}_warmup": v for k, v in adversary_outcome(search, data.task).items()})
+    flip = search.flip_rate(data.task, data.clean, data.device)
+    trace["adv_phrase_flip_warmup"] = round(flip, 4)
+    return flip
 
 
 def phrase_search(adversary) -> PhraseSearch | None:

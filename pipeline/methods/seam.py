@@ -97,10 +97,14 @@ class SeamConfig:
     # towards another entity type ("type": what round-7 triggers do)
     adv_token_search: str = "soft"  # NER: "soft" learned embeddings, "discrete" real vocabulary tokens swapped by
     # HotFlip (PhraseSearch: universal adversarial triggers), "both" in turn, one per batch ("both" with the warm-up
-    # phrase held won on bench NER seeds 1-2 and lost on seed 3, so "soft" stays; docs/SEAM.md)
+    # phrase held won on bench NER seeds 1-2 and lost on seed 3, so "soft" stays; docs/SEAM.md), "probe": the soft
+    # phrase, plus in turn a real-token phrase searched on the original model if it flips enough (below)
     adv_search_candidates: int = 4  # "discrete": tokens measured per swap (the best first-order gains)
     adv_search_in_recovery: bool = True  # "discrete": keep searching during recovery; False holds the phrase the
     # warm-up found on the original model (where a backdoor is live) for all of recovery
+    adv_probe_epochs: int = 10  # "probe": passes of the real-token search alone on the original model
+    adv_probe_min_flip: float = 0.0  # "probe": hold the found phrase (in turn with the soft one) only when it labels
+    # at least this share of the clean repair sentences' entity words as another type; else the soft phrase alone
     insert_copies: int = 0  # text summaries (sentiment): add this many copies of every clean text with 1-3 random
     # insertions (character, vocabulary word or run of words) and its own label (pipeline/tasks/text_insertions.py)
     clp_u: float = 0.0  # >0: data-free channel-Lipschitz pruning (CLP, threshold mean + u x std) before forgetting

@@ -249,7 +249,7 @@ class PhraseSearch(InsertedPhrase):
 
 
 TOKEN_OBJECTIVES = ("entity", "type")
-TOKEN_SEARCHES = ("soft", "discrete", "both")
+TOKEN_SEARCHES = ("soft", "discrete", "both", "probe")
 
 
 def other_type_mask(num_classes: int) -> torch.Tensor | None:

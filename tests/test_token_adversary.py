@@ -108,7 +108,8 @@ def test_seam_adv_uses_the_soft_token_on_a_tiny_ner_round(tiny_ner_round: Path) 
     assert result["status"] == "ok", result.get("error")
     trace = json.loads(result["trace_json"])
     assert trace["adv_applies"] is True
-    assert json.loads(result["config_json"])["adv_token_objective"] == "type"  # seam-adv's default
+    config = json.loads(result["config_json"])
+    assert (config["adv_token_objective"], config["adv_token_search"]) == ("type", "probe")  # seam-adv's defaults
     assert result["num_classes"] == 9 and trace["adv_objective"] == "type"  # O + B/I of 4 types: the type layout
     assert result["asr_after"] < 0.5 * result["asr_before"]
     assert result["acc_after"] > 0.8 * result["acc_before"]
@@ -203,6 +204,6 @@ def test_a_probed_phrase_is_held_only_when_it_stands_out_and_otherwise_changes_n
     dropped_trace = json.loads(dropped["trace_json"])
     assert dropped_trace["adv_phrase_flip_warmup"] < threshold and dropped_trace["adv_phrase_held"] is False
     assert dropped_trace["adversary"] == "TokenAdversary" and "adv_phrase" not in dropped_trace
-    soft = process_model(clean, "seam-adv", {}, device="cpu")
+    soft = process_model(clean, "seam-adv", {"adv_token_search": "soft"}, device="cpu")
     for key in ("acc_after", "epochs_forget", "epochs_recover"):
         assert dropped[key] == soft[key], key

@@ -96,9 +96,8 @@ class SeamConfig:
     adv_token_objective: str = "entity"  # NER: the phrase climbs away from entity words' labels ("entity") or
     # towards another entity type ("type": what round-7 triggers do)
     adv_token_search: str = "soft"  # NER: "soft" learned embeddings, "discrete" real vocabulary tokens swapped by
-    # HotFlip (PhraseSearch: universal adversarial triggers), "both" in turn, one per batch ("both" with the warm-up
-    # phrase held won on bench NER seeds 1-2 and lost on seed 3, so "soft" stays; docs/SEAM.md), "probe": the soft
-    # phrase, plus in turn a real-token phrase searched on the original model if it flips enough (below)
+    # HotFlip (PhraseSearch: universal adversarial triggers), "both" in turn, one per batch, "probe" (seam-adv's): the
+    # soft phrase, plus in turn a real-token phrase searched on the original model if it flips enough (below)
     adv_search_candidates: int = 4  # "discrete": tokens measured per swap (the best first-order gains)
     adv_search_in_recovery: bool = True  # "discrete": keep searching during recovery; False holds the phrase the
     # warm-up found on the original model (where a backdoor is live) for all of recovery
@@ -364,6 +363,11 @@ class SeamAdvConfig(SeamConfig):
     # NER seeds 1-2; 5 tokens tied with 3 there; docs/SEAM.md)
     adv_tokens: int = 3
     adv_token_objective: str = "type"
+    # NER: a real-token phrase searched on the original model is held in turn with the soft phrase when it flips at
+    # least 0.13 of the clean entity words (just above every clean model's rate; chosen on bench NER seeds 1-2,
+    # confirmed on seed 4; docs/SEAM.md); below it, the soft phrase alone
+    adv_token_search: str = "probe"
+    adv_probe_min_flip: float = 0.13
     adv_patch: float = 0.1  # images: a random-spot adversarial patch in turn with the additive change (chosen on
     # bench signs seed 1, confirmed on signs seed 2 and MNIST seed 3; docs/SEAM.md)
     stall_epochs: int = 30  # NER: escape the all-"O" state forgetting can leave (chosen on bench NER seed 2,

@@ -207,3 +207,17 @@ def test_a_probed_phrase_is_held_only_when_it_stands_out_and_otherwise_changes_n
     soft = process_model(clean, "seam-adv", {"adv_token_search": "soft"}, device="cpu")
     for key in ("acc_after", "epochs_forget", "epochs_recover"):
         assert dropped[key] == soft[key], key
+
+
+def test_a_probe_without_the_type_objective_holds_nothing_and_the_row_stays_valid_json(tiny_ner_round: Path) -> None:
+    """The flip rate needs round 7's label layout (the ``type`` objective); without it the probe cannot judge its
+    phrase, so it holds none and records no rate (JSON null, not NaN)."""
+    row = next(r for r in scan_round(tiny_ner_round) if r["poisoned"])
+    overrides = {"adv_token_search": "probe", "adv_token_objective": "entity", "adv_probe_min_flip": 0.0,
+                 "adv_probe_epochs": 1, "max_forget_epochs": 1, "max_recover_epochs": 1}
+    result = process_model(row, "seam-adv", overrides, device="cpu")
+    assert result["status"] == "ok", result.get("error")
+    assert "NaN" not in result["trace_json"]
+    trace = json.loads(result["trace_json"])
+    assert trace["adv_phrase_flip_warmup"] is None and trace["adv_phrase_held"] is False
+    assert trace["adversary"] == "TokenAdversary"

@@ -5,6 +5,7 @@ and, for a scan or a warm-up, the original model before forgetting.
 """
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import torch
@@ -101,8 +102,8 @@ def probe(search: PhraseSearch, model: nn.Module, data: RepairData, cfg: SeamCon
 def record_phrase(search: PhraseSearch, data: RepairData, trace: dict) -> float:
     """Put what the search found before repair, and its flip rate on the clean repair data, in the trace."""
     trace.update({f"{k}_warmup": v for k, v in adversary_outcome(search, data.task).items()})
-    flip = search.flip_rate(data.task, data.clean, data.device)
-    trace["adv_phrase_flip_warmup"] = round(flip, 4)
+    flip = search.flip_rate(data.task, data.clean, data.device)  # NaN without round 7's label layout: never held
+    trace["adv_phrase_flip_warmup"] = None if math.isnan(flip) else round(flip, 4)
     return flip
 
 

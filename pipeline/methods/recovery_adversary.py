@@ -87,8 +87,8 @@ def token_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: 
 
 def probe(search: PhraseSearch, model: nn.Module, data: RepairData, cfg: SeamConfig, trace: dict) -> PhraseSearch | None:
     """Search the phrase alone on the original model (where a backdoor is live) and hold it for recovery only if
-    it flips at least ``adv_probe_min_flip`` of the clean entity words: a found trigger does (0.2-0.43 on bench
-    NER), a clean model's best phrase does not (0.06-0.11). Otherwise None: the soft phrase alone, exactly as
+    it flips at least ``adv_probe_min_flip`` of the clean entity words: a found trigger does (0.15-0.44 on bench
+    NER seeds 1-2), a clean model's best phrase does not (0.04-0.12). Otherwise None: the soft phrase alone, exactly as
     ``soft`` (own generators; the weights are untouched)."""
     with timed(trace, "seconds_adv_probe"):
         warm_up(search, model, data.task, data.clean, cfg.adv_probe_epochs, cfg.batch_size, data.device,

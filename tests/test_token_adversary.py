@@ -221,3 +221,17 @@ def test_a_probe_without_the_type_objective_holds_nothing_and_the_row_stays_vali
     trace = json.loads(result["trace_json"])
     assert trace["adv_phrase_flip_warmup"] is None and trace["adv_phrase_held"] is False
     assert trace["adversary"] == "TokenAdversary"
+
+
+def test_probe_restarts_keep_the_phrase_that_flips_most_and_the_first_search_is_unchanged(tiny_ner_round: Path) -> None:
+    """``adv_probe_restarts``: the first search is the single probe's, bit for bit; later ones start from random
+    real tokens; the phrase recorded (and held or not) is the one with the highest flip rate."""
+    row = next(r for r in scan_round(tiny_ner_round) if r["poisoned"])
+    short = {"adv_token_search": "probe", "adv_probe_epochs": 2, "max_forget_epochs": 1, "max_recover_epochs": 1}
+    one = json.loads(process_model(row, "seam-adv", short, device="cpu")["trace_json"])
+    three = json.loads(process_model(row, "seam-adv", {**short, "adv_probe_restarts": 3}, device="cpu")["trace_json"])
+    flips = three["adv_phrase_flip_restarts"]
+    assert len(flips) == 3 and flips[0] == one["adv_phrase_flip_warmup"]
+    assert three["adv_phrase_flip_warmup"] == max(flips)
+    assert three["adv_phrase_held"] == (max(flips) >= 0.13)
+    assert "adv_phrase_flip_restarts" not in one

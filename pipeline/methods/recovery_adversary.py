@@ -61,7 +61,7 @@ def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: d
             warm_up(adversary, model, data.task, data.clean, cfg.adv_warmup_epochs, cfg.batch_size, data.device,
                     generator(data.seed, 14))
         if search is not None:  # what the warm-up found, and how far it pushes the original model on clean data
-            record_phrase(search, data, trace)
+            record_phrase(search, search.flip_rate(data.task, data.clean, data.device), data.task, trace)
     if search is not None:
         search.searching = cfg.adv_search_in_recovery
     return adversary
@@ -88,23 +88,34 @@ def token_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: 
 def probe(search: PhraseSearch, model: nn.Module, data: RepairData, cfg: SeamConfig, trace: dict) -> PhraseSearch | None:
     """Search the phrase alone on the original model (where a backdoor is live) and hold it for recovery only if
     it flips at least ``adv_probe_min_flip`` of the clean entity words: a found trigger does (0.15-0.44 on bench
-    NER seeds 1-2), a clean model's best phrase does not (0.04-0.12). Otherwise None: the soft phrase alone, exactly as
-    ``soft`` (own generators; the weights are untouched)."""
+    NER seeds 1-2), a clean model's best phrase does not (0.04-0.12). With ``adv_probe_restarts`` > 1, further
+    searches start from random tokens and the phrase that flips most is kept. Otherwise None: the soft phrase
+    alone, exactly as ``soft`` (own generators; the weights are untouched)."""
+    best, best_flip, flips = search, float("nan"), []
     with timed(trace, "seconds_adv_probe"):
-        warm_up(search, model, data.task, data.clean, cfg.adv_probe_epochs, cfg.batch_size, data.device,
-                generator(data.seed, 21))
-        flip = record_phrase(search, data, trace)
-    search.searching = False
-    trace["adv_phrase_held"] = flip >= cfg.adv_probe_min_flip
-    return search if trace["adv_phrase_held"] else None
+        for restart in range(max(cfg.adv_probe_restarts, 1)):
+            if restart:
+                search = search.restarted(generator(data.seed, 60 + restart))
+            warm_up(search, model, data.task, data.clean, cfg.adv_probe_epochs, cfg.batch_size, data.device,
+                    generator(data.seed, 21 if restart == 0 else 80 + restart))
+            flip = search.flip_rate(data.task, data.clean, data.device)  # NaN without round 7's label layout
+            if math.isnan(flip):
+                break
+            flips.append(round(flip, 4))
+            if not flip <= best_flip:  # the first, or a higher rate
+                best, best_flip = search, flip
+    record_phrase(best, best_flip, data.task, trace)
+    if len(flips) > 1:
+        trace["adv_phrase_flip_restarts"] = flips
+    best.searching = False
+    trace["adv_phrase_held"] = best_flip >= cfg.adv_probe_min_flip
+    return best if trace["adv_phrase_held"] else None
 
 
-def record_phrase(search: PhraseSearch, data: RepairData, trace: dict) -> float:
+def record_phrase(search: PhraseSearch, flip: float, task, trace: dict) -> None:
     """Put what the search found before repair, and its flip rate on the clean repair data, in the trace."""
-    trace.update({f"{k}_warmup": v for k, v in adversary_outcome(search, data.task).items()})
-    flip = search.flip_rate(data.task, data.clean, data.device)  # NaN without round 7's label layout: never held
+    trace.update({f"{k}_warmup": v for k, v in adversary_outcome(search, task).items()})
     trace["adv_phrase_flip_warmup"] = None if math.isnan(flip) else round(flip, 4)
-    return flip
 
 
 def phrase_search(adversary) -> PhraseSearch | None:

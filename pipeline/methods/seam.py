@@ -104,6 +104,8 @@ class SeamConfig:
     adv_probe_epochs: int = 10  # "probe": passes of the real-token search alone on the original model
     adv_probe_min_flip: float = 0.0  # "probe": hold the found phrase (in turn with the soft one) only when it labels
     # at least this share of the clean repair sentences' entity words as another type; else the soft phrase alone
+    adv_probe_restarts: int = 1  # "probe": searches run, the first from the token nearest the vocabulary's mean,
+    # the others from random real tokens; the one whose phrase flips most is kept
     insert_copies: int = 0  # text summaries (sentiment): add this many copies of every clean text with 1-3 random
     # insertions (character, vocabulary word or run of words) and its own label (pipeline/tasks/text_insertions.py)
     clp_u: float = 0.0  # >0: data-free channel-Lipschitz pruning (CLP, threshold mean + u x std) before forgetting

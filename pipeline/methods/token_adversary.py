@@ -12,6 +12,7 @@ only clean repair examples are used.
 from __future__ import annotations
 
 import contextlib
+import copy
 from typing import Iterator
 
 import torch
@@ -215,6 +216,15 @@ class PhraseSearch(InsertedPhrase):
     def vector(self) -> torch.Tensor:
         """The phrase's embeddings as the model has them now [tokens, H]."""
         return self.table()[self.ids]
+
+    def restarted(self, generator: torch.Generator) -> PhraseSearch:
+        """A fresh search from random allowed tokens, drawing its positions from ``generator`` (a restart: one
+        HotFlip search can stall where a multi-piece trigger needs several tokens at once)."""
+        fresh = copy.copy(self)
+        pool = self.allowed.nonzero().squeeze(1)
+        draws = torch.randint(len(pool), (len(self.ids),), generator=generator)
+        fresh.ids, fresh.generator, fresh.turn, fresh.swaps = pool[draws.to(pool.device)], generator, 0, 0
+        return fresh
 
     def climb(self, live: torch.Tensor, ascent: torch.Tensor, inputs: dict, positions: torch.Tensor,
               labels: torch.Tensor) -> None:

@@ -228,7 +228,7 @@ def test_probe_restarts_keep_the_phrase_that_flips_most_and_the_first_search_is_
     real tokens; the phrase recorded (and held or not) is the one with the highest flip rate."""
     row = next(r for r in scan_round(tiny_ner_round) if r["poisoned"])
     short = {"adv_token_search": "probe", "adv_probe_epochs": 2, "max_forget_epochs": 1, "max_recover_epochs": 1}
-    one = json.loads(process_model(row, "seam-adv", short, device="cpu")["trace_json"])
+    one = json.loads(process_model(row, "seam-adv", {**short, "adv_probe_restarts": 1}, device="cpu")["trace_json"])
     three = json.loads(process_model(row, "seam-adv", {**short, "adv_probe_restarts": 3}, device="cpu")["trace_json"])
     flips = three["adv_phrase_flip_restarts"]
     assert len(flips) == 3 and flips[0] == one["adv_phrase_flip_warmup"]

@@ -370,6 +370,10 @@ class SeamAdvConfig(SeamConfig):
     # confirmed on seed 4; docs/SEAM.md); below it, the soft phrase alone
     adv_token_search: str = "probe"
     adv_probe_min_flip: float = 0.13
+    # NER: four probe searches, three from random tokens, the phrase that flips most kept: they find word-piece
+    # triggers one search misses (`qu ##asa ##r`) and no clean model reaches 0.13 (chosen on NER seeds 1 and 5,
+    # confirmed on seed 6; docs/SEAM.md)
+    adv_probe_restarts: int = 4
     adv_patch: float = 0.1  # images: a random-spot adversarial patch in turn with the additive change (chosen on
     # bench signs seed 1, confirmed on signs seed 2 and MNIST seed 3; docs/SEAM.md)
     stall_epochs: int = 30  # NER: escape the all-"O" state forgetting can leave (chosen on bench NER seed 2,

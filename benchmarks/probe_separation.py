@@ -20,10 +20,11 @@ from pathlib import Path
 import torch
 
 from manifests.io import load_manifest
+from pipeline.bench import MODEL_FILTERS, parse_variant
 from pipeline.methods.recovery_adversary import token_adversary
 from pipeline.model_loading import load_model
 from pipeline.per_model import split_eval
-from pipeline.registry import method_config, parse_overrides
+from pipeline.registry import method_config
 from pipeline.tasks import RepairData, adapter_for
 
 
@@ -37,9 +38,8 @@ def probe_row(row: dict, overrides: dict, seed: int) -> dict:
     trace: dict = {}
     token_adversary(model, RepairData(task=task, num_classes=int(row["num_classes"]), clean=repair_data,
                                       device=device, seed=seed), cfg, trace)
-    executor = (json.loads(row.get("triggers_json") or "null") or [{}])[0].get("trigger_executor") or {}
-    trigger = executor.get("trigger_text") or " ".join(executor.get("trigger_text_list") or [])
-    return {"model_id": row["model_id"], "poisoned": bool(row.get("poisoned")), "trigger": trigger, "seed": seed,
+    return {"model_id": row["model_id"], "poisoned": bool(row.get("poisoned")), "trigger": row.get("trigger_text") or "",
+            "seed": seed,
             "phrase": trace.get("adv_phrase_warmup"), "flip": trace.get("adv_phrase_flip_warmup"),
             "flips": trace.get("adv_phrase_flip_restarts"), "held": trace.get("adv_phrase_held"),
             "seconds": round(trace.get("seconds_adv_probe", 0.0), 1)}
@@ -64,23 +64,24 @@ def main() -> None:
     ap.add_argument("--ids", nargs="*", help="only these model ids")
     ap.add_argument("--out", type=Path, help="append one JSON line per model and variant")
     args = ap.parse_args()
-    keep = {"all": lambda r: True, "poisoned": lambda r: bool(r["poisoned"]), "clean": lambda r: not r["poisoned"]}
-    rows = [r for r in load_manifest(args.round) if not r["problems"] and r["task"] == "ner" and keep[args.models](r)
-            and (not args.ids or r["model_id"] in args.ids)]
+    rows = [r for r in load_manifest(args.round) if not r["problems"] and r["task"] == "ner"
+            and MODEL_FILTERS[args.models](r) and (not args.ids or r["model_id"] in args.ids)]
     lines = ["| variant | poisoned held | poisoned min flip | clean held | clean max flip | probe s |",
              "|---|---|---|---|---|---|"]
+    sink = open(args.out, "a", encoding="utf-8") if args.out else None
     for text in args.variant or ["default:"]:
-        name, _, assignments = text.partition(":")
-        overrides = parse_overrides("seam-adv", [a for a in assignments.split(",") if a])
+        name, overrides = parse_variant(text, "seam-adv")
         results = []
         for seed in args.seed or [0]:
             for row in rows:
                 results.append({"variant": name, **probe_row(row, overrides, seed)})
                 print(json.dumps(results[-1]), flush=True)
-                if args.out:
-                    with open(args.out, "a", encoding="utf-8") as sink:
-                        sink.write(json.dumps(results[-1]) + "\n")
+                if sink:
+                    sink.write(json.dumps(results[-1]) + "\n")
+                    sink.flush()
         lines.append(summary(name, results))
+    if sink:
+        sink.close()
     print("\n".join(lines))
 
 

@@ -13,9 +13,8 @@ import json
 from pathlib import Path
 
 from manifests.io import load_manifest
-from pipeline.bench import summarize
+from pipeline.bench import MODEL_FILTERS, parse_variant, summarize
 from pipeline.per_model import process_model
-from pipeline.registry import parse_overrides
 
 DEFAULT_VARIANTS = (
     "textbook:",
@@ -30,11 +29,6 @@ DEFAULT_VARIANTS = (
 )
 
 
-def parse_variant(text: str, method: str = "seam") -> tuple[str, dict]:
-    name, _, assignments = text.partition(":")
-    return name, parse_overrides(method, [a for a in assignments.split(",") if a])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("round")
@@ -46,8 +40,7 @@ def main() -> None:
     ap.add_argument("--method", default="seam", help="the registered method the variants' overrides apply to")
     ap.add_argument("--seed", type=int, default=0, help="repair seed (outcomes vary with it: screen on more than one)")
     args = ap.parse_args()
-    keep = {"all": lambda r: True, "poisoned": lambda r: bool(r["poisoned"]), "clean": lambda r: not r["poisoned"]}
-    rows = [r for r in load_manifest(args.round) if not r["problems"] and keep[args.models](r)][: args.limit]
+    rows = [r for r in load_manifest(args.round) if not r["problems"] and MODEL_FILTERS[args.models](r)][: args.limit]
     sink = open(args.out, "a", encoding="utf-8") if args.out else None
     lines = ["| variant | overrides | poisoned | mean FID | min FID | mean ASR after | clean | mean ACC drop | repair s |",
              "|---|---|---|---|---|---|---|---|---|"]

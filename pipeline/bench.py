@@ -15,7 +15,17 @@ from typing import IO, Any, Callable, Iterable, Mapping
 from rich.console import Console
 
 from pipeline.per_model import process_model
-from pipeline.registry import get_method, method_config
+from pipeline.registry import get_method, method_config, parse_overrides
+
+# which manifest rows a screening script keeps (``--models``)
+MODEL_FILTERS: Mapping[str, Callable[[Mapping[str, Any]], bool]] = {
+    "all": lambda r: True, "poisoned": lambda r: bool(r["poisoned"]), "clean": lambda r: not r["poisoned"]}
+
+
+def parse_variant(text: str, method: str = "seam") -> tuple[str, dict]:
+    """``"NAME:KEY=VALUE,KEY=VALUE"`` -> (name, typed overrides of ``method``'s config)."""
+    name, _, assignments = text.partition(":")
+    return name, parse_overrides(method, [a for a in assignments.split(",") if a])
 
 
 def budget_overrides(method: str, seam_row: Mapping[str, Any], seam_overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -154,6 +154,39 @@ def test_phrase_search_swaps_only_to_allowed_tokens_and_each_swap_climbs_its_bat
     assert loss is not None and torch.isfinite(loss)
 
 
+def test_phrase_search_over_all_positions_keeps_the_best_swap_of_any_position() -> None:
+    """``all_positions``: with every allowed token a candidate, after a call no single swap at any position
+    measures better on that batch, and at most one position changed."""
+    torch.manual_seed(0)
+    model = rf.tiny_ner_model(5)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    allowed = torch.tensor([5, 6, 7, 8, 9, 10, 11])
+    search = PhraseSearch(model, 1.0, torch.Generator().manual_seed(0), tokens=2, objective="type", num_classes=5,
+                          allowed=allowed, candidates=len(allowed) - 1, all_positions=True)
+    search.ids = torch.tensor([6, 6])  # the worst pair on the first batch: a swap must follow
+    positions = torch.full((8,), 3)
+    swaps = 0
+    for step in range(6):
+        inputs, labels = _batch(step)
+        flat = torch.cat([labels[:, :3], torch.full((8, 2), -100), labels[:, 3:]], 1).reshape(-1)
+        before = search.ids.clone()
+        live = search.vector.clone().requires_grad_(True)
+        logits, _ = search.logits(inputs, live, positions)
+        flat_logits = logits.reshape(-1, logits.shape[-1])
+        search.climb(live, search.ascent(flat_logits, flat, flat_logits.new_zeros(())), inputs, positions, flat)
+        assert int((search.ids != before).sum()) <= 1
+        swaps += int((search.ids != before).sum())
+        alternatives = [before[None]]
+        for i in range(2):
+            swapped = before.repeat(len(allowed), 1)
+            swapped[:, i] = allowed
+            alternatives.append(swapped)
+        scores = search.score(inputs, positions, flat, torch.cat([search.ids[None], *alternatives]))
+        assert float(scores[0]) >= float(scores[1:].max()) - 1e-6  # the best of every position's swaps
+    assert swaps == search.swaps > 0
+
+
 def test_a_held_phrase_does_not_move() -> None:
     torch.manual_seed(0)
     model = rf.tiny_ner_model(5)

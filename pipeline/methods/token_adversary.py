@@ -194,14 +194,16 @@ class PhraseSearch(InsertedPhrase):
     trigger, and recovery then trains on sentences carrying it with their true labels. Each call swaps
     one position (in turn) to whichever of the ``candidates`` tokens whose first-order gain ranks highest
     climbs the objective most on the batch, measured in eval mode; no swap when none does. ``allowed``:
-    token ids a text can contain (no special or unused tokens); None allows every id.
+    token ids a text can contain (no special or unused tokens); None allows every id. ``all_positions``: each
+    call measures the candidates of every position (a wider step: a word-piece trigger whose pieces only flip
+    together can need a swap at another position than the one whose turn it is).
     """
 
     def __init__(self, student: nn.Module, weight: float, generator: torch.Generator, tokens: int = 3,
                  objective: str = "type", num_classes: int = 0, allowed: torch.Tensor | None = None,
-                 candidates: int = 4) -> None:
+                 candidates: int = 4, all_positions: bool = False) -> None:
         super().__init__(student, weight, generator, objective, num_classes)
-        self.candidates, self.turn, self.swaps = candidates, 0, 0
+        self.candidates, self.turn, self.swaps, self.all_positions = candidates, 0, 0, all_positions
         self.searching = True  # False: the phrase is held, recovery only trains on it
         if self.path is not None:
             table = self.table()
@@ -233,14 +235,18 @@ class PhraseSearch(InsertedPhrase):
             self.flip(inputs, positions, labels, grad)
 
     def flip(self, inputs: dict, positions: torch.Tensor, labels: torch.Tensor, grad: torch.Tensor) -> None:
-        """HotFlip one position: rank tokens by the first-order gain, keep the best measured one if it climbs."""
-        i = self.turn % len(self.ids)
+        """HotFlip one position (in turn, or the best of all): rank tokens by the first-order gain, keep the best
+        measured phrase if it climbs."""
+        turn = self.turn % len(self.ids)
         self.turn += 1
-        table = self.table()
-        gain = (table @ grad[i]).masked_fill(~self.allowed, float("-inf"))
-        gain[self.ids[i]] = float("-inf")
-        phrases = self.ids.repeat(self.candidates + 1, 1)
-        phrases[1:, i] = gain.topk(self.candidates).indices
+        table, phrases = self.table(), [self.ids.unsqueeze(0)]
+        for i in range(len(self.ids)) if self.all_positions else (turn,):
+            gain = (table @ grad[i]).masked_fill(~self.allowed, float("-inf"))
+            gain[self.ids[i]] = float("-inf")
+            swapped = self.ids.repeat(self.candidates, 1)
+            swapped[:, i] = gain.topk(self.candidates).indices
+            phrases.append(swapped)
+        phrases = torch.cat(phrases)
         scores = self.score(inputs, positions, labels, phrases)
         best = int(scores.argmax())
         if best > 0:

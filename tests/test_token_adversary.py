@@ -154,39 +154,6 @@ def test_phrase_search_swaps_only_to_allowed_tokens_and_each_swap_climbs_its_bat
     assert loss is not None and torch.isfinite(loss)
 
 
-def test_phrase_search_over_all_positions_keeps_the_best_swap_of_any_position() -> None:
-    """``all_positions``: with every allowed token a candidate, after a call no single swap at any position
-    measures better on that batch, and at most one position changed."""
-    torch.manual_seed(0)
-    model = rf.tiny_ner_model(5)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    allowed = torch.tensor([5, 6, 7, 8, 9, 10, 11])
-    search = PhraseSearch(model, 1.0, torch.Generator().manual_seed(0), tokens=2, objective="type", num_classes=5,
-                          allowed=allowed, candidates=len(allowed) - 1, all_positions=True)
-    search.ids = torch.tensor([6, 6])  # the worst pair on the first batch: a swap must follow
-    positions = torch.full((8,), 3)
-    swaps = 0
-    for step in range(6):
-        inputs, labels = _batch(step)
-        flat = torch.cat([labels[:, :3], torch.full((8, 2), -100), labels[:, 3:]], 1).reshape(-1)
-        before = search.ids.clone()
-        live = search.vector.clone().requires_grad_(True)
-        logits, _ = search.logits(inputs, live, positions)
-        flat_logits = logits.reshape(-1, logits.shape[-1])
-        search.climb(live, search.ascent(flat_logits, flat, flat_logits.new_zeros(())), inputs, positions, flat)
-        assert int((search.ids != before).sum()) <= 1
-        swaps += int((search.ids != before).sum())
-        alternatives = [before[None]]
-        for i in range(2):
-            swapped = before.repeat(len(allowed), 1)
-            swapped[:, i] = allowed
-            alternatives.append(swapped)
-        scores = search.score(inputs, positions, flat, torch.cat([search.ids[None], *alternatives]))
-        assert float(scores[0]) >= float(scores[1:].max()) - 1e-6  # the best of every position's swaps
-    assert swaps == search.swaps > 0
-
-
 def test_a_held_phrase_does_not_move() -> None:
     torch.manual_seed(0)
     model = rf.tiny_ner_model(5)
@@ -197,6 +164,31 @@ def test_a_held_phrase_does_not_move() -> None:
     for _ in range(4):
         assert search(inputs, None, labels).requires_grad  # recovery still trains on it
     assert torch.equal(search.ids, held) and search.swaps == 0
+
+
+def test_a_held_phrase_in_pieces_inserts_random_subsets_of_its_tokens() -> None:
+    """``pieces``: while searching the whole phrase goes in; once held, each batch gets a non-empty subset of its
+    tokens in some order, every size and every single token turning up, and training still works."""
+    torch.manual_seed(0)
+    model = rf.tiny_ner_model(5)
+    search = PhraseSearch(model, 1.0, torch.Generator().manual_seed(0), tokens=3, objective="type", num_classes=5,
+                          pieces=True)
+    search.ids = torch.tensor([5, 6, 7])
+    assert torch.equal(search.inserted(), search.vector)
+    search.searching = False
+    table = search.table()
+    seen_sizes, seen_singles = set(), set()
+    for _ in range(60):
+        piece = search.inserted()
+        ids = [int((table == row).all(1).nonzero()[0]) for row in piece]
+        assert 1 <= len(ids) <= 3 and len(set(ids)) == len(ids) and set(ids) <= {5, 6, 7}
+        seen_sizes.add(len(ids))
+        if len(ids) == 1:
+            seen_singles.add(ids[0])
+    assert seen_sizes == {1, 2, 3} and seen_singles == {5, 6, 7}
+    inputs, labels = _batch(0)
+    assert search(inputs, None, labels).requires_grad
+    assert torch.equal(search.ids, torch.tensor([5, 6, 7]))  # the held phrase itself never moves
 
 
 def test_phrase_search_warmed_on_the_original_model_finds_the_trigger_word(tiny_ner_round: Path) -> None:

@@ -99,10 +99,10 @@ class SeamConfig:
     # HotFlip (PhraseSearch: universal adversarial triggers), "both" in turn, one per batch, "probe" (seam-adv's): the
     # soft phrase, plus in turn a real-token phrase searched on the original model if it flips enough (below)
     adv_search_candidates: int = 4  # "discrete": tokens measured per swap (the best first-order gains)
-    adv_search_positions: str = "turn"  # "discrete": a swap measures one position's candidates in turn, or "all"
-    # positions' (``adv_search_candidates`` each) and keeps the best
     adv_search_in_recovery: bool = True  # "discrete": keep searching during recovery; False holds the phrase the
     # warm-up found on the original model (where a backdoor is live) for all of recovery
+    adv_phrase_pieces: bool = False  # "discrete"/"probe": once held, each batch inserts a random non-empty subset of
+    # the phrase's tokens in random order (the trigger may be any of its pieces), not the whole phrase
     adv_probe_epochs: int = 10  # "probe": passes of the real-token search alone on the original model
     adv_probe_min_flip: float = 0.0  # "probe": hold the found phrase (in turn with the soft one) only when it labels
     # at least this share of the clean repair sentences' entity words as another type; else the soft phrase alone
@@ -121,8 +121,6 @@ class SeamConfig:
             raise ValueError(f"insert_copies must be >= 0, not {self.insert_copies!r}")
         if self.adv_token_search not in TOKEN_SEARCHES:
             raise ValueError(f"adv_token_search must be one of {TOKEN_SEARCHES}, not {self.adv_token_search!r}")
-        if self.adv_search_positions not in ("turn", "all"):
-            raise ValueError(f"adv_search_positions must be 'turn' or 'all', not {self.adv_search_positions!r}")
         if self.adv_token_objective not in TOKEN_OBJECTIVES:
             raise ValueError(f"adv_token_objective must be one of {TOKEN_OBJECTIVES}, not {self.adv_token_objective!r}")
 

@@ -80,13 +80,17 @@ class InsertedPhrase:
         if not self.applies or not isinstance(inputs, dict):
             return None
         positions = self.positions(inputs, target.device)
-        live = self.vector.clone().requires_grad_(True)
+        live = self.inserted().clone().requires_grad_(True)
         labels = insert_phrase(target, positions, [torch.tensor(IGNORE, device=target.device)] * len(live))
         adv_logits, _ = self.logits(inputs, live, positions)
         flat_logits, flat = adv_logits.reshape(-1, adv_logits.shape[-1]), labels.reshape(-1)
         ce = nn.functional.cross_entropy(flat_logits, flat, ignore_index=IGNORE)
         self.climb(live, self.ascent(flat_logits, flat, ce), inputs, positions, flat)
         return self.weight * ce
+
+    def inserted(self) -> torch.Tensor:
+        """The embeddings a training batch gets inserted [tokens, H]: the phrase itself unless a subclass varies it."""
+        return self.vector
 
     def climb(self, live: torch.Tensor, ascent: torch.Tensor, inputs: dict, positions: torch.Tensor,
               labels: torch.Tensor) -> None:
@@ -194,16 +198,15 @@ class PhraseSearch(InsertedPhrase):
     trigger, and recovery then trains on sentences carrying it with their true labels. Each call swaps
     one position (in turn) to whichever of the ``candidates`` tokens whose first-order gain ranks highest
     climbs the objective most on the batch, measured in eval mode; no swap when none does. ``allowed``:
-    token ids a text can contain (no special or unused tokens); None allows every id. ``all_positions``: each
-    call measures the candidates of every position (a wider step: a word-piece trigger whose pieces only flip
-    together can need a swap at another position than the one whose turn it is).
+    token ids a text can contain (no special or unused tokens); None allows every id. ``pieces``: once held, each
+    training batch gets a random non-empty subset of the phrase's tokens in random order instead of the phrase.
     """
 
     def __init__(self, student: nn.Module, weight: float, generator: torch.Generator, tokens: int = 3,
                  objective: str = "type", num_classes: int = 0, allowed: torch.Tensor | None = None,
-                 candidates: int = 4, all_positions: bool = False) -> None:
+                 candidates: int = 4, pieces: bool = False) -> None:
         super().__init__(student, weight, generator, objective, num_classes)
-        self.candidates, self.turn, self.swaps, self.all_positions = candidates, 0, 0, all_positions
+        self.candidates, self.turn, self.swaps, self.pieces = candidates, 0, 0, pieces
         self.searching = True  # False: the phrase is held, recovery only trains on it
         if self.path is not None:
             table = self.table()
@@ -218,6 +221,16 @@ class PhraseSearch(InsertedPhrase):
     def vector(self) -> torch.Tensor:
         """The phrase's embeddings as the model has them now [tokens, H]."""
         return self.table()[self.ids]
+
+    def inserted(self) -> torch.Tensor:
+        """With ``pieces``, a held phrase goes in as a random non-empty subset of its tokens in random order: a found
+        phrase holds the trigger's pieces beside filler (`llc ^ ^`, `##asa qu south`), and recovery that only sees
+        the whole phrase can leave the trigger itself, or its pieces in another order, working."""
+        if self.searching or not self.pieces:
+            return self.vector
+        order = torch.randperm(len(self.ids), generator=self.generator)
+        keep = 1 + int(torch.randint(len(self.ids), (1,), generator=self.generator))
+        return self.table()[self.ids[order[:keep].to(self.ids.device)]]
 
     def restarted(self, generator: torch.Generator) -> PhraseSearch:
         """A fresh search from random allowed tokens, drawing its positions from ``generator`` (a restart: one
@@ -235,18 +248,14 @@ class PhraseSearch(InsertedPhrase):
             self.flip(inputs, positions, labels, grad)
 
     def flip(self, inputs: dict, positions: torch.Tensor, labels: torch.Tensor, grad: torch.Tensor) -> None:
-        """HotFlip one position (in turn, or the best of all): rank tokens by the first-order gain, keep the best
-        measured phrase if it climbs."""
-        turn = self.turn % len(self.ids)
+        """HotFlip one position: rank tokens by the first-order gain, keep the best measured one if it climbs."""
+        i = self.turn % len(self.ids)
         self.turn += 1
-        table, phrases = self.table(), [self.ids.unsqueeze(0)]
-        for i in range(len(self.ids)) if self.all_positions else (turn,):
-            gain = (table @ grad[i]).masked_fill(~self.allowed, float("-inf"))
-            gain[self.ids[i]] = float("-inf")
-            swapped = self.ids.repeat(self.candidates, 1)
-            swapped[:, i] = gain.topk(self.candidates).indices
-            phrases.append(swapped)
-        phrases = torch.cat(phrases)
+        table = self.table()
+        gain = (table @ grad[i]).masked_fill(~self.allowed, float("-inf"))
+        gain[self.ids[i]] = float("-inf")
+        phrases = self.ids.repeat(self.candidates + 1, 1)
+        phrases[1:, i] = gain.topk(self.candidates).indices
         scores = self.score(inputs, positions, labels, phrases)
         best = int(scores.argmax())
         if best > 0:

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from manifests.io import load_manifest
-from pipeline.bench import MODEL_FILTERS, parse_variant
+from pipeline.bench import MODEL_FILTERS, JsonLines, parse_variant
 from pipeline.methods.recovery_adversary import token_adversary
 from pipeline.model_loading import load_model
 from pipeline.per_model import split_eval
@@ -68,20 +68,16 @@ def main() -> None:
             and MODEL_FILTERS[args.models](r) and (not args.ids or r["model_id"] in args.ids)]
     lines = ["| variant | poisoned held | poisoned min flip | clean held | clean max flip | probe s |",
              "|---|---|---|---|---|---|"]
-    sink = open(args.out, "a", encoding="utf-8") if args.out else None
-    for text in args.variant or ["default:"]:
-        name, overrides = parse_variant(text, "seam-adv")
-        results = []
-        for seed in args.seed or [0]:
-            for row in rows:
-                results.append({"variant": name, **probe_row(row, overrides, seed)})
-                print(json.dumps(results[-1]), flush=True)
-                if sink:
-                    sink.write(json.dumps(results[-1]) + "\n")
-                    sink.flush()
-        lines.append(summary(name, results))
-    if sink:
-        sink.close()
+    with JsonLines(args.out) as sink:
+        for text in args.variant or ["default:"]:
+            name, overrides = parse_variant(text, "seam-adv")
+            results = []
+            for seed in args.seed or [0]:
+                for row in rows:
+                    results.append({"variant": name, **probe_row(row, overrides, seed)})
+                    print(json.dumps(results[-1]), flush=True)
+                    sink.write(results[-1])
+            lines.append(summary(name, results))
     print("\n".join(lines))
 
 

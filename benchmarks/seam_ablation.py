@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from manifests.io import load_manifest
-from pipeline.bench import MODEL_FILTERS, parse_variant, summarize
+from pipeline.bench import MODEL_FILTERS, JsonLines, parse_variant, summarize
 from pipeline.per_model import process_model
 
 DEFAULT_VARIANTS = (
@@ -41,23 +41,20 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="repair seed (outcomes vary with it: screen on more than one)")
     args = ap.parse_args()
     rows = [r for r in load_manifest(args.round) if not r["problems"] and MODEL_FILTERS[args.models](r)][: args.limit]
-    sink = open(args.out, "a", encoding="utf-8") if args.out else None
     lines = ["| variant | overrides | poisoned | mean FID | min FID | mean ASR after | clean | mean ACC drop | repair s |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for name, overrides in (parse_variant(v, args.method) for v in args.variant or DEFAULT_VARIANTS):
-        results = []
-        for row in rows:
-            results.append(process_model(row, args.method, overrides, seed=args.seed))
-            if sink:  # one line per model as it finishes: long screens can be read (and killed) midway
-                sink.write(json.dumps({"variant": name, "seed": args.seed, "base_method": args.method, **results[-1]}, default=str) + "\n")
-                sink.flush()
-        s = summarize(results)[0]
-        n_poisoned = sum(1 for r in results if r["poisoned"] and r["status"] == "ok")
-        lines.append(f"| {name} | {json.dumps(overrides)} | {n_poisoned} | {_f(s['fid_mean'])} | {_f(s['fid_min'])} | "
-                     f"{_f(s['asr_after'])} | {s['models'] - n_poisoned} | {_f(s['clean_acc_drop'])} | {_f(s['seconds_repair'], 1)} |")
-        print(lines[-1], flush=True)
-    if sink:
-        sink.close()
+    with JsonLines(args.out) as sink:
+        for name, overrides in (parse_variant(v, args.method) for v in args.variant or DEFAULT_VARIANTS):
+            results = []
+            for row in rows:
+                results.append(process_model(row, args.method, overrides, seed=args.seed))
+                sink.write({"variant": name, "seed": args.seed, "base_method": args.method, **results[-1]})
+            s = summarize(results)[0]
+            n_poisoned = sum(1 for r in results if r["poisoned"] and r["status"] == "ok")
+            lines.append(f"| {name} | {json.dumps(overrides)} | {n_poisoned} | {_f(s['fid_mean'])} | {_f(s['fid_min'])} | "
+                         f"{_f(s['asr_after'])} | {s['models'] - n_poisoned} | {_f(s['clean_acc_drop'])} | "
+                         f"{_f(s['seconds_repair'], 1)} |")
+            print(lines[-1], flush=True)
     print("\n".join(lines))
 
 

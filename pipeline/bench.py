@@ -94,28 +94,40 @@ def summarize(results: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-class ResultLog:
-    """Progress line per result on ``console``, and every row appended to a JSON Lines file if given."""
+class JsonLines:
+    """Rows appended to a JSON Lines file as they come (flushed: a long screen can be read, or killed, midway);
+    a no-op without a path."""
 
-    def __init__(self, console: Console, path: Path | None = None):
-        self.console, self.path = console, path
+    def __init__(self, path: Path | None, mode: str = "a"):
+        self.path, self.mode = path, mode
         self._sink: IO[str] | None = None
 
-    def __enter__(self) -> "ResultLog":
-        self._sink = open(self.path, "w", encoding="utf-8") if self.path else None
+    def __enter__(self) -> "JsonLines":
+        self._sink = open(self.path, self.mode, encoding="utf-8") if self.path else None
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._sink:
             self._sink.close()
 
+    def write(self, row: Mapping[str, Any]) -> None:
+        if self._sink:
+            self._sink.write(json.dumps(row, default=str) + "\n")
+            self._sink.flush()
+
+
+class ResultLog(JsonLines):
+    """Progress line per result on ``console``, and every row written to a JSON Lines file if given."""
+
+    def __init__(self, console: Console, path: Path | None = None):
+        super().__init__(path, "w")
+        self.console = console
+
     def __call__(self, row: Mapping[str, Any]) -> None:
         self.console.print(f"{row['model_id']} {row['method']:<9} {row['status']} acc {_fmt(row.get('acc_before'))} -> "
                            f"{_fmt(row.get('acc_after'))} asr {_fmt(row.get('asr_before'))} -> "
                            f"{_fmt(row.get('asr_after'))} ({row.get('seconds_repair') or 0:.1f} s)", highlight=False)
-        if self._sink:
-            self._sink.write(json.dumps(row, default=str) + "\n")
-            self._sink.flush()
+        self.write(row)
 
 
 def _fmt(value: float | None) -> str:

@@ -282,3 +282,23 @@ def test_a_reprobe_recovers_again_only_while_the_repaired_models_phrase_stands_o
     never_trace = json.loads(never["trace_json"])
     assert len(never_trace["reprobe"]) == 1 and never_trace["reprobe"][0]["adv_phrase_held"] is False
     assert "eval_after" not in never_trace and never_trace["epochs_recover"] == len(never_trace["recover_acc"])
+
+
+def test_a_per_type_search_climbs_and_is_judged_on_one_entity_types_words_only() -> None:
+    """``source_type``: a round-7 trigger flips one source entity type, so a per-type search counts only that type's
+    B/I words (O, IGNORE and the other types' words are left out of its objective and its flip rate)."""
+    search = PhraseSearch(rf.tiny_ner_model(5), 1.0, torch.Generator().manual_seed(0), tokens=1, num_classes=5)
+    labels = torch.tensor([[-100, 0, 1, 2, 3, 4, 0]])
+    assert search.entity_words(labels).tolist() == [[False, False, True, True, True, True, False]]
+    search.source_type = 1
+    assert search.entity_words(labels).tolist() == [[False, False, False, False, True, True, False]]
+
+
+def test_per_type_probe_searches_cycle_over_the_entity_types(tiny_ner_round: Path) -> None:
+    row = next(r for r in scan_round(tiny_ner_round) if r["poisoned"])
+    short = {"adv_token_search": "probe", "adv_probe_epochs": 1, "max_forget_epochs": 1, "max_recover_epochs": 1,
+             "adv_probe_per_type": True, "adv_probe_restarts": 3}
+    trace = json.loads(process_model(row, "seam-adv", short, device="cpu")["trace_json"])
+    flips = trace["adv_phrase_flip_restarts"]
+    assert len(flips) == 3 and trace["adv_phrase_flip_warmup"] == max(flips)
+    assert trace["adv_phrase_type_warmup"] == flips.index(max(flips)) % 2  # 5 labels: O and two B/I types

@@ -99,10 +99,13 @@ def probe(search: PhraseSearch, model: nn.Module, data: RepairData, cfg: SeamCon
     alone, exactly as ``soft`` (own generators; the weights are untouched). ``salt`` > 0 draws other searches (a
     re-probe of the repaired model)."""
     best, best_flip, flips = search, float("nan"), []
+    types = (data.num_classes - 1) // 2 if cfg.adv_probe_per_type and search.other_type is not None else 0
     with timed(trace, "seconds_adv_probe"):
         for restart in range(max(cfg.adv_probe_restarts, 1)):
             if restart:
                 search = search.restarted(generator(data.seed, 60 + restart + salt))
+            if types:  # search r climbs and is judged on entity type r mod K only: a trigger flips one source type
+                search.source_type = restart % types
             warm_up(search, model, data.task, data.clean, cfg.adv_probe_epochs, cfg.batch_size, data.device,
                     generator(data.seed, (21 if restart == 0 else 80 + restart) + salt))
             flip = search.flip_rate(data.task, data.clean, data.device)  # NaN without round 7's label layout
@@ -112,6 +115,8 @@ def probe(search: PhraseSearch, model: nn.Module, data: RepairData, cfg: SeamCon
             if not flip <= best_flip:  # the first, or a higher rate
                 best, best_flip = search, flip
     record_phrase(best, best_flip, data.task, trace)
+    if types:
+        trace["adv_phrase_type_warmup"] = best.source_type
     if len(flips) > 1:
         trace["adv_phrase_flip_restarts"] = flips
     best.searching = False

@@ -108,6 +108,8 @@ class SeamConfig:
     # at least this share of the clean repair sentences' entity words as another type; else the soft phrase alone
     adv_probe_restarts: int = 1  # "probe": searches run, the first from the token nearest the vocabulary's mean,
     # the others from random real tokens; the one whose phrase flips most is kept
+    adv_probe_per_type: bool = False  # "probe": search r climbs and is judged on entity type r mod K's words only (a
+    # trigger flips one source type), so ``adv_probe_min_flip`` then applies to that type's flip rate
     adv_reprobe: int = 0  # "probe": after recovery, probe the repaired model again; while its phrase stands out,
     # recover once more with it held too, at most this many times (reprobe in recovery_adversary.py)
     insert_copies: int = 0  # text summaries (sentiment): add this many copies of every clean text with 1-3 random

@@ -63,6 +63,7 @@ class InsertedPhrase:
         # which is what a round-7 trigger does; "entity": away from the true label (B -> I counts too)
         self.other_type = other_type_mask(num_classes) if objective == "type" else None
         self.objective = "type" if self.other_type is not None else "entity"  # what runs (the trace records it)
+        self.source_type: int | None = None  # set: climb and judge on this entity type's words only (0 = first B/I pair)
         self.path = embedding_path(student)
         if self.path is not None and self.other_type is not None:
             self.other_type = self.other_type.to(self.table().device)  # once, not per batch
@@ -111,7 +112,7 @@ class InsertedPhrase:
                 positions = self.positions(inputs, device, gen)
                 labels = insert_phrase(target, positions, [torch.tensor(IGNORE, device=device)] * len(vector))
                 logits, _ = self.logits(inputs, vector, positions)
-                entity = (labels > 0) & (labels < len(self.other_type))
+                entity = self.entity_words(labels)
                 flipped += int(self.other_type[labels[entity], logits.argmax(-1)[entity]].sum())
                 total += int(entity.sum())
         return flipped / max(total, 1)
@@ -143,10 +144,17 @@ class InsertedPhrase:
         positions = 1 + (draws * (lengths.cpu() - 1).clamp(min=1)).long()
         return positions.to(device)
 
+    def entity_words(self, labels: torch.Tensor) -> torch.Tensor:
+        """Where ``labels`` are entity labels (IGNORE is negative, O is 0), of ``source_type`` only when it is set."""
+        entity = (labels > 0) & (labels < len(self.other_type))
+        if self.source_type is not None:
+            entity &= torch.div(labels - 1, 2, rounding_mode="floor") == self.source_type
+        return entity
+
     def ascent(self, logits: torch.Tensor, labels: torch.Tensor, ce: torch.Tensor) -> torch.Tensor:
         """What the soft phrase climbs, on entity words only (the background label is not what triggers flip)."""
         if self.other_type is not None:
-            entity = (labels > 0) & (labels < len(self.other_type))  # entity labels (IGNORE is negative, O is 0)
+            entity = self.entity_words(labels)
             if not bool(entity.any()):
                 return ce
             allowed = self.other_type[labels[entity]]

@@ -129,18 +129,12 @@ def process_model(row: Mapping[str, Any], method: str = "seam", overrides: Mappi
         result["acc_before"], result["asr_before"] = measure(model, task, evals, dev)
         timings["seconds_eval"] += time.perf_counter() - t0
 
-        phases: dict[str, dict] = {}  # ACC/ASR after a method's intermediate phases, for the trace (logged only)
-
         def on_phase_end(phase: str, current: torch.nn.Module) -> None:
-            if phase == "recover":  # the final model is measured below
+            if phase != "forget":
                 return
             t = time.perf_counter()
-            acc, asr = measure(current, task, evals, dev)
+            result["acc_forget"], result["asr_forget"] = measure(current, task, evals, dev)
             timings["seconds_eval"] += time.perf_counter() - t
-            if phase == "forget":
-                result["acc_forget"], result["asr_forget"] = acc, asr
-            else:
-                phases[phase] = {"acc": acc, "asr": asr}
 
         data = RepairData(task=task, num_classes=int(row["num_classes"]), clean=repair_data, device=dev, seed=seed,
                           on_phase_end=on_phase_end)
@@ -148,8 +142,6 @@ def process_model(row: Mapping[str, Any], method: str = "seam", overrides: Mappi
         eval_before = timings["seconds_eval"]
         with seeded_global_rng(seed, dev):  # dropout draws from torch's global RNG
             model, trace = spec.fn(model, data, cfg)
-        if phases:
-            trace["eval_after"] = phases
         result["seconds_repair"] = time.perf_counter() - t0 - (timings["seconds_eval"] - eval_before)
 
         t0 = time.perf_counter()

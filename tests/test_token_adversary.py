@@ -262,28 +262,6 @@ def test_probe_restarts_keep_the_phrase_that_flips_most_and_the_first_search_is_
     assert "adv_phrase_flip_restarts" not in one
 
 
-def test_a_reprobe_recovers_again_only_while_the_repaired_models_phrase_stands_out(tiny_ner_round: Path) -> None:
-    """``adv_reprobe``: after recovery the repaired model is probed again; a phrase that stands out (threshold 0 here:
-    always) buys one more recovery with every phrase held in turn, logged with ACC/ASR before it and its epochs
-    counted; a threshold no phrase reaches stops at the first re-probe and leaves the repair as it was."""
-    row = next(r for r in scan_round(tiny_ner_round) if r["poisoned"])
-    short = {"adv_token_search": "probe", "adv_probe_epochs": 2, "adv_probe_restarts": 1, "max_forget_epochs": 2,
-             "max_recover_epochs": 3}
-    again = process_model(row, "seam-adv", {**short, "adv_probe_min_flip": 0.0, "adv_reprobe": 2}, device="cpu")
-    trace = json.loads(again["trace_json"])
-    rounds = trace["reprobe"]
-    assert len(rounds) == 2 and all(r["adv_phrase_held"] for r in rounds)
-    assert trace["epochs_recover"] == len(trace["recover_acc"]) + sum(len(r["recover_acc"]) for r in rounds)
-    assert set(trace["eval_after"]) == {"recover_0", "recover_1"}
-    assert 0 <= trace["eval_after"]["recover_0"]["asr"] <= 1
-    assert rounds[0]["adv_phrase_warmup"] != trace["adv_phrase_warmup"] or rounds[0]["adv_phrase_flip_warmup"] != \
-        trace["adv_phrase_flip_warmup"]  # a new search on another model, not the first probe replayed
-    never = process_model(row, "seam-adv", {**short, "adv_probe_min_flip": 1.01, "adv_reprobe": 2}, device="cpu")
-    never_trace = json.loads(never["trace_json"])
-    assert len(never_trace["reprobe"]) == 1 and never_trace["reprobe"][0]["adv_phrase_held"] is False
-    assert "eval_after" not in never_trace and never_trace["epochs_recover"] == len(never_trace["recover_acc"])
-
-
 def test_a_per_type_search_climbs_and_is_judged_on_one_entity_types_words_only() -> None:
     """``source_type``: a round-7 trigger flips one source entity type, so a per-type search counts only that type's
     B/I words (O, IGNORE and the other types' words are left out of its objective and its flip rate)."""

@@ -75,7 +75,10 @@ def token_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: 
         soft = TokenAdversary(model, cfg.adv_eps, cfg.adv_weight, generator(data.seed, 16), cfg.adv_tokens,
                               objective=cfg.adv_token_objective, num_classes=data.num_classes)
     if cfg.adv_token_search in ("discrete", "both", "probe"):
-        discrete = new_phrase_search(model, data, cfg)
+        allowed = getattr(data.task, "insertable_ids", lambda: None)()
+        discrete = PhraseSearch(model, cfg.adv_weight, generator(data.seed, 20), cfg.adv_tokens,
+                                cfg.adv_token_objective, data.num_classes, allowed, cfg.adv_search_candidates,
+                                cfg.adv_phrase_pieces)
     if cfg.adv_token_search == "probe" and discrete.applies:
         discrete = probe(discrete, model, data, cfg, trace)
     if soft is not None and discrete is not None:
@@ -83,31 +86,22 @@ def token_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: 
     return soft or discrete
 
 
-def new_phrase_search(model: nn.Module, data: RepairData, cfg: SeamConfig, salt: int = 0) -> PhraseSearch:
-    """A real-token phrase search on the model as it is (its own generator, offset by ``salt``)."""
-    allowed = getattr(data.task, "insertable_ids", lambda: None)()
-    return PhraseSearch(model, cfg.adv_weight, generator(data.seed, 20 + salt), cfg.adv_tokens, cfg.adv_token_objective,
-                        data.num_classes, allowed, cfg.adv_search_candidates, cfg.adv_phrase_pieces)
-
-
-def probe(search: PhraseSearch, model: nn.Module, data: RepairData, cfg: SeamConfig, trace: dict,
-          salt: int = 0) -> PhraseSearch | None:
+def probe(search: PhraseSearch, model: nn.Module, data: RepairData, cfg: SeamConfig, trace: dict) -> PhraseSearch | None:
     """Search the phrase alone on the original model (where a backdoor is live) and hold it for recovery only if
     it flips at least ``adv_probe_min_flip`` of the clean entity words: a found trigger does (0.15-0.44 on bench
     NER seeds 1-2), a clean model's best phrase does not (0.04-0.12). With ``adv_probe_restarts`` > 1, further
     searches start from random tokens and the phrase that flips most is kept. Otherwise None: the soft phrase
-    alone, exactly as ``soft`` (own generators; the weights are untouched). ``salt`` > 0 draws other searches (a
-    re-probe of the repaired model)."""
+    alone, exactly as ``soft`` (own generators; the weights are untouched)."""
     best, best_flip, flips = search, float("nan"), []
     types = (data.num_classes - 1) // 2 if cfg.adv_probe_per_type and search.other_type is not None else 0
     with timed(trace, "seconds_adv_probe"):
         for restart in range(max(cfg.adv_probe_restarts, 1)):
             if restart:
-                search = search.restarted(generator(data.seed, 60 + restart + salt))
+                search = search.restarted(generator(data.seed, 60 + restart))
             if types:  # search r climbs and is judged on entity type r mod K only: a trigger flips one source type
                 search.source_type = restart % types
             warm_up(search, model, data.task, data.clean, cfg.adv_probe_epochs, cfg.batch_size, data.device,
-                    generator(data.seed, (21 if restart == 0 else 80 + restart) + salt))
+                    generator(data.seed, 21 if restart == 0 else 80 + restart))
             flip = search.flip_rate(data.task, data.clean, data.device)  # NaN without round 7's label layout
             if math.isnan(flip):
                 break
@@ -144,18 +138,3 @@ def adversary_outcome(adversary, task) -> dict:
     decode = getattr(task, "decode", None)
     ids = search.ids.tolist()
     return {"adv_phrase_ids": ids, "adv_phrase": decode(ids) if decode else None, "adv_phrase_swaps": search.swaps}
-
-
-def reprobe(model: nn.Module, data: RepairData, cfg: SeamConfig, adversary, round_: int, trace: dict):
-    """Probe the *repaired* model again with other searches (``adv_reprobe``). Recovery can rebuild a trigger the
-    held phrase covered only in part (bench NER seed 7: `llc ^ ^` held for `^`, ASR back to 0.3-0.7 after it fell
-    to 0-0.15 in forgetting); a trigger that works again is what a fresh search finds first. Returns the adversary
-    for one more recovery, the previous ones and the new phrase in turn, when the new phrase stands out by the
-    probe's own threshold; else None. Blind: clean repair data only."""
-    if adversary is None or cfg.adv_token_search != "probe":
-        return None
-    search = new_phrase_search(model, data, cfg, salt=1000 * round_)
-    held = probe(search, model, data, cfg, trace, salt=1000 * round_) if search.applies else None
-    if held is None:
-        return None
-    return InTurn(*getattr(adversary, "adversaries", (adversary,)), held)

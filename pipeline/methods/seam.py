@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from pipeline.methods.clp import clp_prune
-from pipeline.methods.recovery_adversary import adversary_outcome, make_adversary, reprobe
+from pipeline.methods.recovery_adversary import adversary_outcome, make_adversary
 from pipeline.methods.token_adversary import TOKEN_OBJECTIVES, TOKEN_SEARCHES
 from pipeline.methods.common import generator, optim, timed
 from pipeline.registry import register_method
@@ -110,8 +110,6 @@ class SeamConfig:
     # the others from random real tokens; the one whose phrase flips most is kept
     adv_probe_per_type: bool = False  # "probe": search r climbs and is judged on entity type r mod K's words only (a
     # trigger flips one source type), so ``adv_probe_min_flip`` then applies to that type's flip rate
-    adv_reprobe: int = 0  # "probe": after recovery, probe the repaired model again; while its phrase stands out,
-    # recover once more with it held too, at most this many times (reprobe in recovery_adversary.py)
     insert_copies: int = 0  # text summaries (sentiment): add this many copies of every clean text with 1-3 random
     # insertions (character, vocabulary word or run of words) and its own label (pipeline/tasks/text_insertions.py)
     clp_u: float = 0.0  # >0: data-free channel-Lipschitz pruning (CLP, threshold mean + u x std) before forgetting
@@ -121,8 +119,6 @@ class SeamConfig:
             raise ValueError(f"forget_labels must be one of {sorted(FORGET_LABELS)}, not {self.forget_labels!r}")
         if self.forget_mode not in FORGET_MODES:
             raise ValueError(f"forget_mode must be one of {sorted(FORGET_MODES)}, not {self.forget_mode!r}")
-        if self.adv_reprobe < 0:
-            raise ValueError(f"adv_reprobe must be >= 0, not {self.adv_reprobe!r}")
         if self.insert_copies < 0:
             raise ValueError(f"insert_copies must be >= 0, not {self.insert_copies!r}")
         if self.adv_token_search not in TOKEN_SEARCHES:
@@ -261,24 +257,6 @@ def recover(model: nn.Module, data: RepairData, split, target: float, cfg: SeamC
                                                                                       list(snapshots))
 
 
-def recover_again(model: nn.Module, data: RepairData, split, target: float, cfg: SeamConfig, trace: dict,
-                  teacher: nn.Module | None, adversary) -> None:
-    """``adv_reprobe``: up to that many more recoveries, each guarded by a phrase a fresh probe of the repaired model
-    finds standing out (``reprobe``); they stop at the first probe that finds none. Same blind target."""
-    rounds: list[dict] = []
-    for k in range(1, cfg.adv_reprobe + 1):
-        sub: dict = {}
-        rounds.append(sub)
-        adversary = reprobe(model, data, cfg, adversary, k, sub)
-        if adversary is None:
-            break
-        data.on_phase_end(f"recover_{k - 1}", model)  # ACC/ASR before this extra recovery, logged only
-        recover(model, data, split, target, cfg, sub, teacher, adversary)
-        trace["epochs_recover"] += sub["epochs_recover"]
-    if rounds:
-        trace["reprobe"] = rounds
-
-
 def average_weights(model: nn.Module, data: RepairData, split, target: float, states: list[dict]) -> tuple[float, bool]:
     """Load the mean of ``states`` (floating tensors; the rest from the last), BatchNorm re-estimated on the clean
     repair data; kept only if it still meets the recovery target, else the last state comes back. Blind."""
@@ -353,10 +331,8 @@ def seam(model: nn.Module, data: RepairData, cfg: SeamConfig) -> tuple[nn.Module
     if cfg.reset_head:
         reset_last_linear(model)
     data.on_phase_end("forget", model)
-    target = recover_target(original, cfg.recover_ratio)
     with timed(trace, "seconds_recover"):
-        recover(model, data, d_rec, target, cfg, trace, teacher, adversary)
-        recover_again(model, data, d_rec, target, cfg, trace, teacher, adversary)
+        recover(model, data, d_rec, recover_target(original, cfg.recover_ratio), cfg, trace, teacher, adversary)
     trace.update(adversary_outcome(adversary, data.task))
     for p in model.parameters():
         p.requires_grad_(True)

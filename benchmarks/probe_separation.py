@@ -42,7 +42,13 @@ def probe_row(row: dict, overrides: dict, seed: int) -> dict:
             "seed": seed,
             "phrase": trace.get("adv_phrase_warmup"), "flip": trace.get("adv_phrase_flip_warmup"),
             "flips": trace.get("adv_phrase_flip_restarts"), "held": trace.get("adv_phrase_held"),
+            "type": trace.get("adv_phrase_type_warmup"), "source_types": source_types(row),
             "seconds": round(trace.get("seconds_adv_probe", 0.0), 1)}
+
+
+def source_types(row: dict) -> list[int]:
+    """The trigger's source entity types as a per-type probe numbers them (label 1 + 2k is type k's B): report only."""
+    return sorted({(int(c) - 1) // 2 for c in row.get("source_classes") or []})
 
 
 def summary(name: str, rows: list[dict]) -> str:

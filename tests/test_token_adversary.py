@@ -276,7 +276,9 @@ def test_per_type_probe_searches_cycle_over_the_entity_types(tiny_ner_round: Pat
     row = next(r for r in scan_round(tiny_ner_round) if r["poisoned"])
     short = {"adv_token_search": "probe", "adv_probe_epochs": 1, "max_forget_epochs": 1, "max_recover_epochs": 1,
              "adv_probe_per_type": True, "adv_probe_restarts": 3}
-    trace = json.loads(process_model(row, "seam-adv", short, device="cpu")["trace_json"])
+    result = process_model(row, "seam-adv", short, device="cpu")
+    trace = json.loads(result["trace_json"])
     flips = trace["adv_phrase_flip_restarts"]
     assert len(flips) == 3 and trace["adv_phrase_flip_warmup"] == max(flips)
-    assert trace["adv_phrase_type_warmup"] == flips.index(max(flips)) % 2  # 5 labels: O and two B/I types
+    types = (result["num_classes"] - 1) // 2  # O, then a B/I pair per type
+    assert trace["adv_phrase_type_warmup"] == flips.index(max(flips)) % types

@@ -370,13 +370,14 @@ class SeamAdvConfig(SeamConfig):
     adv_tokens: int = 3
     adv_token_objective: str = "type"
     # NER: a real-token phrase searched on the original model is held in turn with the soft phrase when it flips at
-    # least 0.13 of the clean entity words (just above every clean model's rate; chosen on bench NER seeds 1-2,
-    # confirmed on seed 4; docs/SEAM.md); below it, the soft phrase alone
+    # least half of one entity type's clean words to another type; below it, the soft phrase alone. Four searches
+    # (three from random tokens: they find word-piece triggers one search misses, `qu ##asa ##r`; NER seeds 1, 5, 6),
+    # one per entity type, each judged on its type's words: a trigger's source type reads 0.99-1.00, a clean model's
+    # best type 0.15-0.27 (chosen on bench NER seed 7, confirmed on seed 9; docs/SEAM.md). The all-type rate it
+    # replaced read 0.2-0.4 against 0.13 for clean models and held phrases with less of the trigger in them
     adv_token_search: str = "probe"
-    adv_probe_min_flip: float = 0.13
-    # NER: four probe searches, three from random tokens, the phrase that flips most kept: they find word-piece
-    # triggers one search misses (`qu ##asa ##r`) and no clean model reaches 0.13 (chosen on NER seeds 1 and 5,
-    # confirmed on seed 6; docs/SEAM.md)
+    adv_probe_per_type: bool = True
+    adv_probe_min_flip: float = 0.5
     adv_probe_restarts: int = 4
     adv_patch: float = 0.1  # images: a random-spot adversarial patch in turn with the additive change (chosen on
     # bench signs seed 1, confirmed on signs seed 2 and MNIST seed 3; docs/SEAM.md)

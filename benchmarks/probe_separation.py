@@ -22,6 +22,7 @@ import torch
 from manifests.io import load_manifest
 from pipeline.bench import MODEL_FILTERS, JsonLines, parse_variant
 from pipeline.methods.recovery_adversary import token_adversary
+from pipeline.methods.token_adversary import entity_type
 from pipeline.model_loading import load_model
 from pipeline.per_model import split_eval
 from pipeline.registry import method_config
@@ -47,8 +48,8 @@ def probe_row(row: dict, overrides: dict, seed: int) -> dict:
 
 
 def source_types(row: dict) -> list[int]:
-    """The trigger's source entity types as a per-type probe numbers them (label 1 + 2k is type k's B): report only."""
-    return sorted({(int(c) - 1) // 2 for c in row.get("source_classes") or []})
+    """The trigger's source entity types as a per-type probe numbers them: report only."""
+    return sorted(set(entity_type(torch.tensor(row.get("source_classes") or [], dtype=torch.long)).tolist()))
 
 
 def summary(name: str, rows: list[dict]) -> str:

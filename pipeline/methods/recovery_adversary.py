@@ -14,7 +14,7 @@ from torch import nn
 from pipeline.methods.adversarial import (InTurn, PatchAdversary, Share, SubspaceAdversary, TargetedAdversary,
                                          UniversalAdversary, warm_up)
 from pipeline.methods.common import generator, timed
-from pipeline.methods.token_adversary import PhraseSearch, TokenAdversary
+from pipeline.methods.token_adversary import PhraseSearch, TokenAdversary, entity_type_count
 from pipeline.tasks.base import RepairData
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def probe(search: PhraseSearch, model: nn.Module, data: RepairData, cfg: SeamCon
     model's best type 0.15-0.27). Otherwise None: the soft phrase alone, exactly as ``soft`` (own generators; the
     weights are untouched)."""
     best, best_flip, flips = search, float("nan"), []
-    types = (data.num_classes - 1) // 2 if cfg.adv_probe_per_type and search.other_type is not None else 0
+    types = entity_type_count(data.num_classes) if cfg.adv_probe_per_type and search.other_type is not None else 0
     with timed(trace, "seconds_adv_probe"):
         for restart in range(max(cfg.adv_probe_restarts, 1)):
             if restart:

@@ -148,7 +148,7 @@ class InsertedPhrase:
         """Where ``labels`` are entity labels (IGNORE is negative, O is 0), of ``source_type`` only when it is set."""
         entity = (labels > 0) & (labels < len(self.other_type))
         if self.source_type is not None:
-            entity &= torch.div(labels - 1, 2, rounding_mode="floor") == self.source_type
+            entity &= entity_type(labels) == self.source_type
         return entity
 
     def ascent(self, logits: torch.Tensor, labels: torch.Tensor, ce: torch.Tensor) -> torch.Tensor:
@@ -285,11 +285,21 @@ TOKEN_OBJECTIVES = ("entity", "type")
 TOKEN_SEARCHES = ("soft", "discrete", "both", "probe")
 
 
+def entity_type(labels: torch.Tensor) -> torch.Tensor:
+    """Round 7's label layout, O = 0 then a B/I pair per entity type: label l is of type (l - 1) // 2 (O gives -1)."""
+    return torch.div(labels - 1, 2, rounding_mode="floor")
+
+
+def entity_type_count(num_classes: int) -> int:
+    """How many entity types round 7's layout holds in ``num_classes`` labels (O, then a B/I pair per type)."""
+    return (num_classes - 1) // 2
+
+
 def other_type_mask(num_classes: int) -> torch.Tensor | None:
     """[C, C] bool: ``[y, l]`` when ``l`` is an entity label of another type than ``y`` (O = 0, then B/I pairs).
 
     None when C is not 1 + 2k (not round 7's layout): the caller then keeps the "entity" objective."""
     if num_classes < 5 or num_classes % 2 == 0:
         return None
-    kind = torch.tensor([-1] + [(label - 1) // 2 for label in range(1, num_classes)])
+    kind = entity_type(torch.arange(num_classes))  # O -> -1
     return (kind.unsqueeze(1) != kind.unsqueeze(0)) & (kind.unsqueeze(0) >= 0) & (kind.unsqueeze(1) >= 0)

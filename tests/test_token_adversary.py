@@ -193,6 +193,28 @@ def test_a_held_phrase_in_pieces_inserts_random_subsets_of_its_tokens() -> None:
     assert torch.equal(search.ids, torch.tensor([5, 6, 7]))  # the held phrase itself never moves
 
 
+def test_a_held_phrase_shuffled_inserts_all_its_tokens_in_every_order() -> None:
+    """``shuffle``: while searching the phrase goes in as it is; once held, each batch gets all of its tokens in a
+    random order, all six orders of three tokens turning up, and the held phrase itself never moves."""
+    torch.manual_seed(0)
+    model = rf.tiny_ner_model(5)
+    search = PhraseSearch(model, 1.0, torch.Generator().manual_seed(0), tokens=3, objective="type", num_classes=5,
+                          shuffle=True)
+    search.ids = torch.tensor([5, 6, 7])
+    assert torch.equal(search.inserted(), search.vector)
+    search.searching = False
+    table = search.table()
+    orders = set()
+    for _ in range(60):
+        ids = tuple(int((table == row).all(1).nonzero()[0]) for row in search.inserted())
+        assert sorted(ids) == [5, 6, 7]
+        orders.add(ids)
+    assert len(orders) == 6
+    inputs, labels = _batch(0)
+    assert search(inputs, None, labels).requires_grad
+    assert torch.equal(search.ids, torch.tensor([5, 6, 7]))
+
+
 def test_phrase_search_warmed_on_the_original_model_finds_the_trigger_word(tiny_ner_round: Path) -> None:
     """The tiny round's trigger is 'while the kettle was boiling': a phrase of real tokens climbed on the original
     poisoned model picks up one of its words, and recovery holding it removes the backdoor."""

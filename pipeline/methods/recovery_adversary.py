@@ -78,7 +78,7 @@ def token_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: 
         allowed = getattr(data.task, "insertable_ids", lambda: None)()
         discrete = PhraseSearch(model, cfg.adv_weight, generator(data.seed, 20), cfg.adv_tokens,
                                 cfg.adv_token_objective, data.num_classes, allowed, cfg.adv_search_candidates,
-                                cfg.adv_phrase_pieces)
+                                cfg.adv_phrase_pieces, cfg.adv_phrase_shuffle)
     if cfg.adv_token_search == "probe" and discrete.applies:
         discrete = probe(discrete, model, data, cfg, trace)
     if soft is not None and discrete is not None:

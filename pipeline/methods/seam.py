@@ -103,6 +103,8 @@ class SeamConfig:
     # warm-up found on the original model (where a backdoor is live) for all of recovery
     adv_phrase_pieces: bool = False  # "discrete"/"probe": once held, each batch inserts a random non-empty subset of
     # the phrase's tokens in random order (the trigger may be any of its pieces), not the whole phrase
+    adv_phrase_shuffle: bool = False  # "discrete"/"probe": once held, each batch inserts all of the phrase's tokens in
+    # a random order (a phrase may hold a trigger's word pieces out of order)
     adv_probe_epochs: int = 10  # "probe": passes of the real-token search alone on the original model
     adv_probe_min_flip: float = 0.0  # "probe": hold the found phrase (in turn with the soft one) only when it labels
     # at least this share of the clean repair sentences' entity words as another type; else the soft phrase alone

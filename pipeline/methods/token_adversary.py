@@ -208,13 +208,14 @@ class PhraseSearch(InsertedPhrase):
     climbs the objective most on the batch, measured in eval mode; no swap when none does. ``allowed``:
     token ids a text can contain (no special or unused tokens); None allows every id. ``pieces``: once held, each
     training batch gets a random non-empty subset of the phrase's tokens in random order instead of the phrase.
+    ``shuffle``: once held, each training batch gets all of the phrase's tokens in a random order.
     """
 
     def __init__(self, student: nn.Module, weight: float, generator: torch.Generator, tokens: int = 3,
                  objective: str = "type", num_classes: int = 0, allowed: torch.Tensor | None = None,
-                 candidates: int = 4, pieces: bool = False) -> None:
+                 candidates: int = 4, pieces: bool = False, shuffle: bool = False) -> None:
         super().__init__(student, weight, generator, objective, num_classes)
-        self.candidates, self.turn, self.swaps, self.pieces = candidates, 0, 0, pieces
+        self.candidates, self.turn, self.swaps, self.pieces, self.shuffle = candidates, 0, 0, pieces, shuffle
         self.searching = True  # False: the phrase is held, recovery only trains on it
         if self.path is not None:
             table = self.table()
@@ -233,11 +234,13 @@ class PhraseSearch(InsertedPhrase):
     def inserted(self) -> torch.Tensor:
         """With ``pieces``, a held phrase goes in as a random non-empty subset of its tokens in random order: a found
         phrase holds the trigger's pieces beside filler (`llc ^ ^`, `##asa qu south`), and recovery that only sees
-        the whole phrase can leave the trigger itself, or its pieces in another order, working."""
-        if self.searching or not self.pieces:
+        the whole phrase can leave the trigger itself, or its pieces in another order, working. With ``shuffle``, all
+        of its tokens in a random order: a phrase that holds a trigger's word pieces out of order (`##zi mar ##pan`
+        for `mar ##zi ##pan`) then also goes in as the trigger, and a repeated word (`kettle kettle kettle`) as itself."""
+        if self.searching or not (self.pieces or self.shuffle):
             return self.vector
         order = torch.randperm(len(self.ids), generator=self.generator)
-        keep = 1 + int(torch.randint(len(self.ids), (1,), generator=self.generator))
+        keep = 1 + int(torch.randint(len(self.ids), (1,), generator=self.generator)) if self.pieces else len(self.ids)
         return self.table()[self.ids[order[:keep].to(self.ids.device)]]
 
     def restarted(self, generator: torch.Generator) -> PhraseSearch:

@@ -168,21 +168,27 @@ def test_a_held_phrase_does_not_move() -> None:
     assert torch.equal(search.ids, held) and search.swaps == 0
 
 
-def test_a_held_phrase_in_pieces_inserts_random_subsets_of_its_tokens() -> None:
-    """``pieces``: while searching the whole phrase goes in; once held, each batch gets a non-empty subset of its
-    tokens in some order, every size and every single token turning up, and training still works."""
+def _held_phrase(**insertion):
+    """A 3-token PhraseSearch (ids 5, 6, 7) that goes in whole while searching, then held; and a reader of the token
+    ids one training batch gets."""
     torch.manual_seed(0)
     model = rf.tiny_ner_model(5)
     search = PhraseSearch(model, 1.0, torch.Generator().manual_seed(0), tokens=3, objective="type", num_classes=5,
-                          pieces=True)
+                          **insertion)
     search.ids = torch.tensor([5, 6, 7])
     assert torch.equal(search.inserted(), search.vector)
     search.searching = False
     table = search.table()
+    return search, lambda: tuple(int((table == row).all(1).nonzero()[0]) for row in search.inserted())
+
+
+def test_a_held_phrase_in_pieces_inserts_random_subsets_of_its_tokens() -> None:
+    """``pieces``: while searching the whole phrase goes in; once held, each batch gets a non-empty subset of its
+    tokens in some order, every size and every single token turning up, and training still works."""
+    search, inserted_ids = _held_phrase(pieces=True)
     seen_sizes, seen_singles = set(), set()
     for _ in range(60):
-        piece = search.inserted()
-        ids = [int((table == row).all(1).nonzero()[0]) for row in piece]
+        ids = inserted_ids()
         assert 1 <= len(ids) <= 3 and len(set(ids)) == len(ids) and set(ids) <= {5, 6, 7}
         seen_sizes.add(len(ids))
         if len(ids) == 1:
@@ -196,17 +202,10 @@ def test_a_held_phrase_in_pieces_inserts_random_subsets_of_its_tokens() -> None:
 def test_a_held_phrase_shuffled_inserts_all_its_tokens_in_every_order() -> None:
     """``shuffle``: while searching the phrase goes in as it is; once held, each batch gets all of its tokens in a
     random order, all six orders of three tokens turning up, and the held phrase itself never moves."""
-    torch.manual_seed(0)
-    model = rf.tiny_ner_model(5)
-    search = PhraseSearch(model, 1.0, torch.Generator().manual_seed(0), tokens=3, objective="type", num_classes=5,
-                          shuffle=True)
-    search.ids = torch.tensor([5, 6, 7])
-    assert torch.equal(search.inserted(), search.vector)
-    search.searching = False
-    table = search.table()
+    search, inserted_ids = _held_phrase(shuffle=True)
     orders = set()
     for _ in range(60):
-        ids = tuple(int((table == row).all(1).nonzero()[0]) for row in search.inserted())
+        ids = inserted_ids()
         assert sorted(ids) == [5, 6, 7]
         orders.add(ids)
     assert len(orders) == 6

@@ -111,7 +111,7 @@ def test_seam_adv_uses_the_soft_token_on_a_tiny_ner_round(tiny_ner_round: Path) 
     assert trace["adv_applies"] is True
     config = json.loads(result["config_json"])
     assert (config["adv_token_objective"], config["adv_token_search"]) == ("type", "probe")  # seam-adv's defaults
-    assert (config["adv_probe_per_type"], config["adv_probe_min_flip"]) == (True, 0.5)
+    assert (config["adv_probe_per_type"], config["adv_probe_min_flip"], config["recover_patience"]) == (True, 0.5, 10)
     assert result["num_classes"] == 9 and trace["adv_objective"] == "type"  # O + B/I of 4 types: the type layout
     assert result["asr_after"] < 0.5 * result["asr_before"]
     assert result["acc_after"] > 0.8 * result["acc_before"]

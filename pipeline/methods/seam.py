@@ -362,7 +362,7 @@ class SeamAdvConfig(SeamConfig):
         # (chosen on bench sentiment seed 2, confirmed on seed 3; docs/SEAM.md)
         "sentiment": MappingProxyType({"forget_mode": "reset", "recover_optimizer": "adam", "recover_lr": 0.001,
                                        "recover_patience": 5, "adv_eps": 0.0, "insert_copies": 8}),
-        # NER recovers in 3-7 epochs when forgetting was shallow, too few for the held phrase to unlearn the trigger:
+        # NER recovers in 3-6 epochs when forgetting was shallow, too few for the held phrase to unlearn the trigger:
         # 10 epochs at target (the authors' TrojAI setting) read 0.907 against 0.788 on bench NER seed 8 (choosing,
         # repair seed 0) and 0.953 against 0.925 on seed 9 (confirmation, repair seeds 0-2); docs/SEAM.md
         "ner": MappingProxyType({"recover_patience": 10}),

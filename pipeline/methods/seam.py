@@ -104,7 +104,7 @@ class SeamConfig:
     adv_phrase_pieces: bool = False  # "discrete"/"probe": once held, each batch inserts a random non-empty subset of
     # the phrase's tokens in random order (the trigger may be any of its pieces), not the whole phrase
     adv_phrase_shuffle: bool = False  # "discrete"/"probe": once held, each batch inserts all of the phrase's tokens in
-    # a random order (a phrase may hold a trigger's word pieces out of order)
+    # a random order (a phrase may hold a trigger's word pieces out of order); ``adv_phrase_pieces`` wins if both are on
     adv_probe_epochs: int = 10  # "probe": passes of the real-token search alone on the original model
     adv_probe_min_flip: float = 0.0  # "probe": hold the found phrase (in turn with the soft one) only when it labels
     # at least this share of the clean repair sentences' entity words as another type; else the soft phrase alone
@@ -347,8 +347,8 @@ class SeamAdvConfig(SeamConfig):
     """SEAM with universal adversarial recovery on all clean examples (chosen on bench signs seed 1, docs/SEAM.md).
 
     ``TASK_DEFAULTS`` holds what differs per task (below any ``--set``): images average their last recovery
-    epochs; sentiment heads forget by re-initialisation and recover with Adam and no adversary; NER holds
-    recovery's target for 10 epochs.
+    epochs; sentiment heads forget by re-initialisation and recover with Adam and no adversary; NER recovery
+    goes on until its target has been met 10 times.
     """
 
     TASK_DEFAULTS: ClassVar[Mapping[str, Mapping[str, Any]]] = MappingProxyType({
@@ -362,9 +362,10 @@ class SeamAdvConfig(SeamConfig):
         # (chosen on bench sentiment seed 2, confirmed on seed 3; docs/SEAM.md)
         "sentiment": MappingProxyType({"forget_mode": "reset", "recover_optimizer": "adam", "recover_lr": 0.001,
                                        "recover_patience": 5, "adv_eps": 0.0, "insert_copies": 8}),
-        # NER recovers in 3-6 epochs when forgetting was shallow, too few for the held phrase to unlearn the trigger:
-        # 10 epochs at target (the authors' TrojAI setting) read 0.907 against 0.788 on bench NER seed 8 (choosing,
-        # repair seed 0) and 0.953 against 0.925 on seed 9 (confirmation, repair seeds 0-2); docs/SEAM.md
+        # NER recovers in 3-6 epochs when forgetting was shallow, too few for the held phrase to unlearn the trigger;
+        # going on until the target has been met 10 times (the authors' TrojAI setting) read 0.907 against 0.788 on
+        # bench NER seed 8 (choosing, repair seed 0) and 0.953 against 0.925 on seed 9 (confirmation, repair seeds
+        # 0-2); docs/SEAM.md
         "ner": MappingProxyType({"recover_patience": 10}),
     })
 

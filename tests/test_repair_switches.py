@@ -12,6 +12,7 @@ from torch import nn
 from manifests.scan import scan_round
 from pipeline.methods.adversarial import InTurn, PatchAdversary, SubspaceAdversary, UniversalAdversary
 from pipeline.methods.clp import channel_lipschitz, clp_prune, conv_bn_pairs
+from pipeline.methods.seam import SeamConfig
 from pipeline.per_model import process_model
 from pipeline.synth.architectures import build
 from pipeline.tasks.image import ImageTask
@@ -305,3 +306,39 @@ def test_seam_adv_without_its_image_adversary_builds_none(tiny_image_round: Path
     res = process_model(row, "seam-adv", {"adv_eps": 0.0, "adv_radius": 6.0, "max_recover_epochs": 2})
     assert res["status"] == "ok", res["error"]
     assert json.loads(res["trace_json"])["adversary"] is None  # the radius is for embedding summaries only
+
+
+def test_a_collapse_after_the_target_was_met_restores_the_last_weights_that_met_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``recover_collapse_drop``: scripted accuracies, one weight step per epoch, so the restored state says which
+    epoch's weights came back. A drop before the target was ever met, or one within the allowance, changes nothing."""
+    import pipeline.methods.seam as seam_module
+    from pipeline.tasks.base import RepairData, Split
+
+    model = nn.Linear(2, 2)
+    split = Split(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long))
+    data = RepairData(task=ImageTask(), num_classes=2, clean=split, device=torch.device("cpu"))
+    cfg = SeamConfig()
+
+    def run(accuracies: list[float], drop: float):
+        script = iter(accuracies)
+        with torch.no_grad():
+            model.bias.zero_()
+        monkeypatch.setattr(seam_module, "train_one_epoch", lambda m, *a, **k: m.bias.data.add_(1.0))
+        monkeypatch.setattr(seam_module, "accuracy", lambda *a: next(script))
+        collapsed = (lambda acc: acc < 0.9 - drop) if drop > 0 else None
+        return seam_module.train_until(model, data, split, lambda: split.labels, lambda acc: acc > 0.9, 10, 20,
+                                       None, None, cfg, collapsed=collapsed)
+
+    # met at epochs 2 and 3, then 0.3: epoch 3's weights (bias 3) come back and recovery ends at epoch 4
+    history, reached, _, at = run([0.5, 0.95, 0.96, 0.3, 0.99], drop=0.2)
+    assert (history, reached, at) == ([0.5, 0.95, 0.96, 0.3], True, 4)
+    assert torch.equal(model.bias, torch.full((2,), 3.0))
+    # a dip within the allowance (0.8 > 0.9 - 0.2) and a low start before any met epoch do not end it
+    history, _, _, at = run([0.3, 0.95, 0.8, 0.3] + [0.95] * 16, drop=0.2)
+    assert at == 4 and torch.equal(model.bias, torch.full((2,), 2.0))  # epoch 2's weights
+    history, _, _, at = run([0.3, 0.2] + [0.95] * 10, drop=0.2)
+    assert at is None and len(history) == 12 and torch.equal(model.bias, torch.full((2,), 12.0))
+    # switch off: the same collapse runs on to the patience rule
+    history, _, _, at = run([0.5, 0.95, 0.96, 0.3] + [0.95] * 8, drop=0.0)
+    assert at is None and len(history) == 12

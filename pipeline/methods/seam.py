@@ -66,6 +66,10 @@ class SeamConfig:
     # >1: end recovery with the mean of its last N epochs' weights (stochastic weight averaging; BatchNorm
     # re-estimated), kept only if it still meets the recovery target
     recover_average: int = 0
+    # >0: once recovery has met its target, an epoch more than this below the target ends recovery with the weights
+    # of the last epoch that met it (NER under recover_patience=10 can collapse to all-"O" after meeting it, then
+    # re-learns from scratch on 200 sentences). Blind: reads only the recovery-set accuracy
+    recover_collapse_drop: float = 0.0
     bn_mode: str = "train"  # BatchNorm: "train" updates statistics, "eval" freezes them, "recalibrate"
     # re-estimates them on all clean repair data after every epoch (stable stopping reads)
     augment: bool = True  # small random shifts (images); label-preserving
@@ -142,17 +146,20 @@ def recover_target(original_accuracy: float, ratio: float = 0.97) -> float:
 def train_until(model: nn.Module, data: RepairData, split, labels_for_epoch, rule, patience: int, max_epochs: int,
                 opt: torch.optim.Optimizer, g_batches: torch.Generator, cfg: SeamConfig, extra=None,
                 stall: tuple[int, Callable[[], torch.optim.Optimizer]] | None = None,
-                clip_norm: float = 0.0, on_epoch: Callable[[], None] | None = None) -> tuple[list, bool, int | None]:
+                clip_norm: float = 0.0, on_epoch: Callable[[], None] | None = None,
+                collapsed: Callable[[float], bool] | None = None) -> tuple[list, bool, int | None, int | None]:
     """Train epoch by epoch until ``rule(accuracy on split)`` has held ``patience`` times (or the cap).
 
-    Returns the per-epoch accuracies, whether the rule ever held, and the epoch after which ``stall``'s
+    Returns the per-epoch accuracies, whether the rule ever held, the epoch after which ``stall``'s
     optimiser replaced ``opt`` (None if never): ``stall = (epochs, make_optimizer)`` swaps once the
-    accuracy has been identical for that many epochs. The accuracy is against the true labels, whatever
-    ``labels_for_epoch()`` trains towards.
+    accuracy has been identical for that many epochs, and the epoch at which ``collapsed(accuracy)`` ended
+    training (None if never): once the rule has held, such an epoch restores the last weights it held for.
+    The accuracy is against the true labels, whatever ``labels_for_epoch()`` trains towards.
     """
     history: list[float] = []
     met = 0
     swapped: int | None = None
+    kept: dict | None = None
     for epoch in range(max_epochs):
         train_one_epoch(model, data.task, split, labels_for_epoch(), opt, cfg.batch_size, data.device, g_batches,
                         cfg.augment, cfg.bn_mode, extra_loss=extra, bn_split=data.clean, clip_norm=clip_norm)
@@ -161,11 +168,17 @@ def train_until(model: nn.Module, data: RepairData, split, labels_for_epoch, rul
         if on_epoch is not None:
             on_epoch()
         met += rule(acc)
+        if collapsed is not None:
+            if rule(acc):
+                kept = copy.deepcopy(model.state_dict())
+            elif kept is not None and collapsed(acc):
+                model.load_state_dict(kept)
+                return history, True, swapped, epoch + 1
         if met >= patience:
             break
         if stall and swapped is None and is_flat(history, stall[0]):
             opt, swapped = stall[1](), epoch + 1
-    return history, met > 0, swapped
+    return history, met > 0, swapped, None
 
 
 def is_flat(history: list[float], epochs: int) -> bool:
@@ -179,7 +192,7 @@ def forget_on_labels(model: nn.Module, data: RepairData, split, cfg: SeamConfig,
     opt = make_optimizer(model.parameters(), optim(cfg.optimizer, cfg.forget_lr, cfg.momentum, cfg.weight_decay))
     g_labels = generator(data.seed, 11)
     draw = FORGET_LABELS[cfg.forget_labels]  # redrawn every epoch
-    history, reached, _ = train_until(model, data, split, lambda: draw(split.labels, data.num_classes, g_labels),
+    history, reached, _, _ = train_until(model, data, split, lambda: draw(split.labels, data.num_classes, g_labels),
                                       lambda acc: acc < threshold, cfg.forget_patience, cfg.max_forget_epochs, opt,
                                       generator(data.seed, 12), cfg)
     trace.update(forget_threshold=threshold, forget_acc=history, epochs_forget=len(history), forget_reached=reached)
@@ -248,13 +261,15 @@ def recover(model: nn.Module, data: RepairData, split, target: float, cfg: SeamC
         adam = optim("adam", cfg.stall_lr, 0.0, cfg.weight_decay)
         stall = (cfg.stall_epochs, lambda: make_optimizer(model.parameters(), adam))
     snapshots: deque = deque(maxlen=max(cfg.recover_average, 1))
-    history, reached, swapped = train_until(
+    collapsed = (lambda acc: acc < target - cfg.recover_collapse_drop) if cfg.recover_collapse_drop > 0 else None
+    history, reached, swapped, collapse_epoch = train_until(
         model, data, split, lambda: split.labels, lambda acc: acc > target, cfg.recover_patience,
         cfg.max_recover_epochs, opt, generator(data.seed, 13), cfg, extra, stall, cfg.recover_clip_norm,
-        (lambda: snapshots.append(copy.deepcopy(model.state_dict()))) if cfg.recover_average > 1 else None)
+        (lambda: snapshots.append(copy.deepcopy(model.state_dict()))) if cfg.recover_average > 1 else None,
+        collapsed)
     trace.update(recover_target=target, recover_acc=history, epochs_recover=len(history), recover_reached=reached,
-                 recover_stall_swap_epoch=swapped)
-    if len(snapshots) > 1:
+                 recover_stall_swap_epoch=swapped, recover_collapse_epoch=collapse_epoch)
+    if len(snapshots) > 1 and collapse_epoch is None:
         trace["recover_average_acc"], trace["recover_average_kept"] = average_weights(model, data, split, target,
                                                                                       list(snapshots))
 

@@ -310,35 +310,36 @@ def test_seam_adv_without_its_image_adversary_builds_none(tiny_image_round: Path
 
 def test_a_collapse_after_the_target_was_met_restores_the_last_weights_that_met_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """``recover_collapse_drop``: scripted accuracies, one weight step per epoch, so the restored state says which
-    epoch's weights came back. A drop before the target was ever met, or one within the allowance, changes nothing."""
+    """``recover_collapse_drop`` through ``recover``: scripted accuracies and one weight step per epoch, so the
+    restored state says which epoch's weights came back."""
     import pipeline.methods.seam as seam_module
     from pipeline.tasks.base import RepairData, Split
 
     model = nn.Linear(2, 2)
     split = Split(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long))
     data = RepairData(task=ImageTask(), num_classes=2, clean=split, device=torch.device("cpu"))
-    cfg = SeamConfig()
 
-    def run(accuracies: list[float], drop: float):
+    def run(accuracies: list[float], drop: float) -> dict:
         script = iter(accuracies)
         with torch.no_grad():
             model.bias.zero_()
         monkeypatch.setattr(seam_module, "train_one_epoch", lambda m, *a, **k: m.bias.data.add_(1.0))
         monkeypatch.setattr(seam_module, "accuracy", lambda *a: next(script))
-        collapsed = (lambda acc: acc < 0.9 - drop) if drop > 0 else None
-        return seam_module.train_until(model, data, split, lambda: split.labels, lambda acc: acc > 0.9, 10, 20,
-                                       None, None, cfg, collapsed=collapsed)
+        trace: dict = {}
+        seam_module.recover(model, data, split, 0.9, SeamConfig(recover_patience=10, recover_collapse_drop=drop), trace)
+        return trace
 
-    # met at epochs 2 and 3, then 0.3: epoch 3's weights (bias 3) come back and recovery ends at epoch 4
-    history, reached, _, at = run([0.5, 0.95, 0.96, 0.3, 0.99], drop=0.2)
-    assert (history, reached, at) == ([0.5, 0.95, 0.96, 0.3], True, 4)
+    # met at epochs 2 and 3, then 0.3 (more than 0.2 below 0.9): epoch 3's weights come back, recovery ends at 4
+    trace = run([0.5, 0.95, 0.96, 0.3, 0.99], drop=0.2)
+    assert (trace["recover_acc"], trace["recover_collapse_epoch"]) == ([0.5, 0.95, 0.96, 0.3], 4)
     assert torch.equal(model.bias, torch.full((2,), 3.0))
-    # a dip within the allowance (0.8 > 0.9 - 0.2) and a low start before any met epoch do not end it
-    history, _, _, at = run([0.3, 0.95, 0.8, 0.3] + [0.95] * 16, drop=0.2)
-    assert at == 4 and torch.equal(model.bias, torch.full((2,), 2.0))  # epoch 2's weights
-    history, _, _, at = run([0.3, 0.2] + [0.95] * 10, drop=0.2)
-    assert at is None and len(history) == 12 and torch.equal(model.bias, torch.full((2,), 12.0))
+    # a dip within the allowance (0.8) goes on; the collapse after it brings back epoch 2's weights
+    trace = run([0.3, 0.95, 0.8, 0.3] + [0.95] * 16, drop=0.2)
+    assert trace["recover_collapse_epoch"] == 4 and torch.equal(model.bias, torch.full((2,), 2.0))
+    # low accuracies before the target was ever met end nothing: the patience rule does (10 met epochs)
+    trace = run([0.3, 0.2] + [0.95] * 10, drop=0.2)
+    assert trace["recover_collapse_epoch"] is None and trace["epochs_recover"] == 12
+    assert torch.equal(model.bias, torch.full((2,), 12.0))
     # switch off: the same collapse runs on to the patience rule
-    history, _, _, at = run([0.5, 0.95, 0.96, 0.3] + [0.95] * 8, drop=0.0)
-    assert at is None and len(history) == 12
+    trace = run([0.5, 0.95, 0.96, 0.3] + [0.95] * 8, drop=0.0)
+    assert trace["recover_collapse_epoch"] is None and trace["epochs_recover"] == 12

@@ -98,7 +98,7 @@ def test_uniform_forget_labels_include_the_true_class_and_bad_choices_fail_early
 
 
 def test_task_defaults_sit_between_the_class_defaults_and_the_users_overrides() -> None:
-    from pipeline.methods.seam import SeamAdvConfig
+    from pipeline.methods.seam_adv import SeamAdvConfig
     from pipeline.registry import config_json
 
     per_task = SeamAdvConfig.TASK_DEFAULTS["sentiment"]

@@ -1,2 +1,2 @@
 """Built-in repair methods; importing this package registers them."""
-from pipeline.methods import clp, finetune, fineprune, nad, seam  # noqa: F401
+from pipeline.methods import clp, finetune, fineprune, nad, seam, seam_adv  # noqa: F401

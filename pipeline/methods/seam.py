@@ -166,13 +166,14 @@ def train_until(model: nn.Module, data: RepairData, split, labels_for_epoch, rul
         history.append(round(acc, 4))
         if on_epoch is not None:
             on_epoch()
-        met += rule(acc)
+        held = bool(rule(acc))
+        met += held
         if collapsed is not None:
-            if rule(acc):
+            if held:
                 kept = copy.deepcopy(model.state_dict())
             elif kept is not None and collapsed(acc):
                 model.load_state_dict(kept)
-                return history, True, swapped, epoch + 1
+                return history, met > 0, swapped, epoch + 1
         if met >= patience:
             break
         if stall and swapped is None and is_flat(history, stall[0]):

@@ -55,13 +55,16 @@ def label_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def train_one_epoch(model: nn.Module, task: TaskAdapter, split: Split, labels: torch.Tensor,
                     optimizer: torch.optim.Optimizer, batch_size: int, device: torch.device,
                     generator: torch.Generator, augment: bool = True, bn_mode: str = "train",
-                    extra_loss=None, bn_split: Split | None = None, clip_norm: float = 0.0) -> float:
+                    extra_loss=None, bn_split: Split | None = None, clip_norm: float = 0.0,
+                    sam_rho: float = 0.0) -> float:
     """One pass over ``split`` trained towards ``labels`` (true or deliberately wrong); mean loss.
 
     ``extra_loss(inputs, logits, target)`` adds a term computed from the same batch (distillation,
     adversarial recovery); it may return None to add nothing. With
     ``bn_mode="recalibrate"`` BatchNorm statistics are re-estimated on ``bn_split`` (default: ``split``)
-    after the epoch. ``clip_norm`` > 0 clips the gradient's global norm before each step.
+    after the epoch. ``clip_norm`` > 0 clips the gradient's global norm before each step. ``sam_rho`` > 0 takes
+    each step from the gradient at the worst weights within that L2 distance (sharpness-aware minimisation,
+    Foret et al. 2021), which costs a second forward and backward per batch.
     """
     set_train_mode(model, bn_mode)
     clipped = [p for group in optimizer.param_groups for p in group["params"]] if clip_norm > 0 else []
@@ -70,12 +73,10 @@ def train_one_epoch(model: nn.Module, task: TaskAdapter, split: Split, labels: t
         if int((target != IGNORE).sum()) == 0:
             continue
         optimizer.zero_grad(set_to_none=True)
-        logits = task.logits(model, inputs)
-        loss = label_loss(logits, target)
-        extra = None if extra_loss is None else extra_loss(inputs, logits, target)
-        if extra is not None:
-            loss = loss + extra
+        loss = batch_loss(model, task, inputs, target, extra_loss)
         loss.backward()
+        if sam_rho > 0:
+            sharpness_aware_gradient(model, task, inputs, target, extra_loss, sam_rho)
         if clipped:
             nn.utils.clip_grad_norm_(clipped, clip_norm)
         optimizer.step()
@@ -85,6 +86,36 @@ def train_one_epoch(model: nn.Module, task: TaskAdapter, split: Split, labels: t
         recalibrate_bn(model, task, split if bn_split is None else bn_split, device)
     model.eval()
     return total / max(count, 1)
+
+
+def batch_loss(model: nn.Module, task: TaskAdapter, inputs, target: torch.Tensor, extra_loss=None) -> torch.Tensor:
+    """The batch's loss towards ``target`` plus ``extra_loss``'s term (when it gives one)."""
+    logits = task.logits(model, inputs)
+    loss = label_loss(logits, target)
+    extra = None if extra_loss is None else extra_loss(inputs, logits, target)
+    return loss if extra is None else loss + extra
+
+
+def sharpness_aware_gradient(model: nn.Module, task: TaskAdapter, inputs, target: torch.Tensor, extra_loss,
+                             rho: float) -> None:
+    """Replace the gradients left by ``backward`` with those at ``w + rho * g / |g|`` (SAM's ascent step), weights
+    restored. A backdoor's weights are where clean data alone leaves the loss sharp (FT-SAM, Zhu et al. 2023)."""
+    params = [p for p in model.parameters() if p.grad is not None]
+    if not params:
+        return
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+    steps = [p.grad * (rho / (norm + 1e-12)) for p in params]
+    with torch.no_grad():
+        for p, e in zip(params, steps):
+            p.add_(e)
+    for p in params:
+        p.grad = None
+    try:
+        batch_loss(model, task, inputs, target, extra_loss).backward()
+    finally:
+        with torch.no_grad():
+            for p, e in zip(params, steps):
+                p.sub_(e)
 
 
 def batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

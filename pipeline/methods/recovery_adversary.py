@@ -14,6 +14,7 @@ from torch import nn
 from pipeline.methods.adversarial import (InTurn, PatchAdversary, Share, SubspaceAdversary, TargetedAdversary,
                                          UniversalAdversary, warm_up)
 from pipeline.methods.common import generator, timed
+from pipeline.methods.latent_adversary import LatentAdversary, layer_at_depth
 from pipeline.methods.token_adversary import PhraseSearch, TokenAdversary, entity_type_count
 from pipeline.tasks.base import RepairData
 
@@ -53,6 +54,11 @@ def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: d
             patch = PatchAdversary(model, data.task, cfg.adv_patch, cfg.adv_weight, generator(data.seed, 18), free=True,
                                    classes=data.num_classes if cfg.adv_patch_per_class else 0)
             adversary = InTurn(adversary, patch)
+        layer = layer_at_depth(model, cfg.adv_latent_depth) if cfg.adv_latent > 0 and isinstance(inputs, torch.Tensor) \
+            and inputs.dim() == 4 else None
+        if layer is not None:
+            latent = LatentAdversary(model, data.task, layer, cfg.adv_latent, cfg.adv_weight, free=True)
+            adversary = InTurn(*getattr(adversary, "adversaries", (adversary,)), latent)
         if 0 < cfg.adv_fraction < 1:
             adversary = Share(adversary, cfg.adv_fraction)
     search = phrase_search(adversary) if cfg.adv_token_search != "probe" else None  # a probe's phrase is settled
@@ -65,6 +71,14 @@ def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: d
     if search is not None:
         search.searching = cfg.adv_search_in_recovery
     return adversary
+
+
+def release(adversary) -> None:
+    """Detach whatever an adversary hooked into the model (the latent shift), so the repaired model is plain."""
+    for a in getattr(adversary, "adversaries", (adversary,)):
+        close = getattr(a, "close", None)
+        if close is not None:
+            close()
 
 
 def token_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: dict):

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from pipeline.methods.clp import clp_prune
-from pipeline.methods.recovery_adversary import adversary_outcome, make_adversary
+from pipeline.methods.recovery_adversary import adversary_outcome, make_adversary, release
 from pipeline.methods.token_adversary import TOKEN_OBJECTIVES, TOKEN_SEARCHES
 from pipeline.methods.common import generator, optim, timed
 from pipeline.registry import register_method
@@ -69,6 +69,9 @@ class SeamConfig:
     # of the last epoch that met it (NER under recover_patience=10 can collapse to all-"O" after meeting it, then
     # re-learns from scratch on 200 sentences). Blind: reads only the recovery-set accuracy
     recover_collapse_drop: float = 0.0
+    # >0: recovery steps from the gradient at the worst weights within this L2 distance (sharpness-aware
+    # minimisation; FT-SAM, Zhu et al. 2023); a second forward and backward per batch
+    recover_sam: float = 0.0
     bn_mode: str = "train"  # BatchNorm: "train" updates statistics, "eval" freezes them, "recalibrate"
     # re-estimates them on all clean repair data after every epoch (stable stopping reads)
     augment: bool = True  # small random shifts (images); label-preserving
@@ -93,6 +96,10 @@ class SeamConfig:
     adv_patch: float = 0.0  # >0 (images): a universal patch of this share of the image, pasted at random spots,
     # takes every other batch from the additive change (PatchAdversary: polygon stamps)
     adv_fraction: float = 1.0  # images: the adversaries change only this share of each batch (cost: that much)
+    # >0 (images): one more adversary in turn, a universal shift of the BatchNorm output ``adv_latent_depth`` of the
+    # way through the model, within +-this many of each channel's clean standard deviations (LatentAdversary)
+    adv_latent: float = 0.0
+    adv_latent_depth: float = 0.25
     adv_patch_per_class: bool = False  # images: one patch per true class, pasted on that class's images only
     # (triggers that work from one source class)
     adv_tokens: int = 1  # token models (NER): soft tokens the adversary inserts side by side (phrase triggers)
@@ -146,7 +153,8 @@ def train_until(model: nn.Module, data: RepairData, split, labels_for_epoch, rul
                 opt: torch.optim.Optimizer, g_batches: torch.Generator, cfg: SeamConfig, extra=None,
                 stall: tuple[int, Callable[[], torch.optim.Optimizer]] | None = None,
                 clip_norm: float = 0.0, on_epoch: Callable[[], None] | None = None,
-                collapsed: Callable[[float], bool] | None = None) -> tuple[list, bool, int | None, int | None]:
+                collapsed: Callable[[float], bool] | None = None,
+                sam_rho: float = 0.0) -> tuple[list, bool, int | None, int | None]:
     """Train epoch by epoch until ``rule(accuracy on split)`` has held ``patience`` times (or the cap).
 
     Returns the per-epoch accuracies, whether the rule ever held, the epoch after which ``stall``'s
@@ -161,7 +169,8 @@ def train_until(model: nn.Module, data: RepairData, split, labels_for_epoch, rul
     kept: dict | None = None
     for epoch in range(max_epochs):
         train_one_epoch(model, data.task, split, labels_for_epoch(), opt, cfg.batch_size, data.device, g_batches,
-                        cfg.augment, cfg.bn_mode, extra_loss=extra, bn_split=data.clean, clip_norm=clip_norm)
+                        cfg.augment, cfg.bn_mode, extra_loss=extra, bn_split=data.clean, clip_norm=clip_norm,
+                        sam_rho=sam_rho)
         acc = accuracy(model, data.task, split, data.device)
         history.append(round(acc, 4))
         if on_epoch is not None:
@@ -266,7 +275,7 @@ def recover(model: nn.Module, data: RepairData, split, target: float, cfg: SeamC
         model, data, split, lambda: split.labels, lambda acc: acc > target, cfg.recover_patience,
         cfg.max_recover_epochs, opt, generator(data.seed, 13), cfg, extra, stall, cfg.recover_clip_norm,
         (lambda: snapshots.append(copy.deepcopy(model.state_dict()))) if cfg.recover_average > 1 else None,
-        collapsed)
+        collapsed, cfg.recover_sam)
     trace.update(recover_target=target, recover_acc=history, epochs_recover=len(history), recover_reached=reached,
                  recover_stall_swap_epoch=swapped, recover_collapse_epoch=collapse_epoch)
     if len(snapshots) > 1 and collapse_epoch is None:
@@ -349,7 +358,10 @@ def seam(model: nn.Module, data: RepairData, cfg: SeamConfig) -> tuple[nn.Module
         reset_last_linear(model)
     data.on_phase_end("forget", model)
     with timed(trace, "seconds_recover"):
-        recover(model, data, d_rec, recover_target(original, cfg.recover_ratio), cfg, trace, teacher, adversary)
+        try:
+            recover(model, data, d_rec, recover_target(original, cfg.recover_ratio), cfg, trace, teacher, adversary)
+        finally:
+            release(adversary)
     trace.update(adversary_outcome(adversary, data.task))
     for p in model.parameters():
         p.requires_grad_(True)

@@ -33,6 +33,26 @@ def on_image(inputs: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
     return (inputs + delta).clamp(0.0, 1.0)
 
 
+def image_batch(inputs) -> bool:
+    """A float NCHW batch: what the image adversaries (patch, hidden-layer shift) can change."""
+    return isinstance(inputs, torch.Tensor) and inputs.is_floating_point() and inputs.dim() == 4
+
+
+class FreeSteps:
+    """Free adversarial training: the last call's leaf, its gradient filled by the trainer's own backward, is climbed
+    at the next call (``_climb(grad)``), so the adversary needs no backward pass of its own."""
+
+    pending: torch.Tensor | None = None
+
+    def _climb(self, grad: torch.Tensor | None) -> None:
+        raise NotImplementedError
+
+    def take_pending_step(self) -> None:
+        if self.pending is not None:
+            self._climb(self.pending.grad)
+            self.pending = None
+
+
 @torch.enable_grad()
 def warm_up(adversary, student: nn.Module, task: TaskAdapter, split: Split, epochs: int, batch_size: int,
             device: torch.device, generator: torch.Generator) -> None:
@@ -212,7 +232,7 @@ class SubspaceAdversary:
         return self.weight * ce
 
 
-class PatchAdversary:
+class PatchAdversary(FreeSteps):
     """Images: one universal *patch* (a learned pattern, ``area`` of the image) pasted at a random spot of each input.
 
     Polygon triggers are opaque stamps on 8-12% of the image at random places; an L-inf change of 0.1
@@ -248,11 +268,9 @@ class PatchAdversary:
         return out
 
     def __call__(self, inputs: torch.Tensor, logits: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor | None:
-        if not (isinstance(inputs, torch.Tensor) and inputs.is_floating_point() and inputs.dim() == 4):
+        if not image_batch(inputs):
             return None
-        if self.pending is not None:
-            self._climb(self.pending.grad)
-            self.pending = None
+        self.take_pending_step()
         if self.pattern is None or self.pattern.shape[1] != inputs.shape[1]:
             side = max(1, min(int(round(self.area ** 0.5 * inputs.shape[-1])), min(inputs.shape[-2:])))
             count = max(self.classes, 1)

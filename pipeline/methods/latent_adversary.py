@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pipeline.methods.adversarial import FreeSteps, image_batch
 from pipeline.tasks.base import TaskAdapter
 from pipeline.training import label_loss
 
@@ -28,7 +29,7 @@ def layer_at_depth(model: nn.Module, depth: float) -> nn.Module | None:
     return layers[min(int(depth * len(layers)), len(layers) - 1)]
 
 
-class LatentAdversary:
+class LatentAdversary(FreeSteps):
     """Cross-entropy of the batch with ``shift`` added to ``layer``'s output (true labels); the shift climbs it.
 
     ``eps`` bounds each activation's shift in units of its channel's standard deviation on the first clean batch.
@@ -61,11 +62,9 @@ class LatentAdversary:
             self.shift = (self.shift + self.step * grad.sign()).clamp(-self.eps, self.eps).detach()
 
     def __call__(self, inputs: torch.Tensor, logits: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor | None:
-        if not (isinstance(inputs, torch.Tensor) and inputs.is_floating_point() and inputs.dim() == 4):
+        if not image_batch(inputs):
             return None
-        if self.pending is not None:
-            self._climb(self.pending.grad)
-            self.pending = None
+        self.take_pending_step()
         self.active = True
         try:
             ce = label_loss(self.task.logits(self.student, inputs), target)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import random
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable
@@ -230,10 +231,11 @@ def distillation_loss(student: nn.Module, teacher: nn.Module | None, task, cfg: 
     t = cfg.distill_temperature
 
     mix_gen = torch.Generator().manual_seed(17)
+    mix_weights = random.Random(17)  # Beta draws of its own: the global RNG would make repairs differ run to run
 
     def loss(inputs, logits: torch.Tensor, _target: torch.Tensor) -> torch.Tensor:
         if cfg.distill_mixup > 0 and isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
-            lam = float(torch.distributions.Beta(cfg.distill_mixup, cfg.distill_mixup).sample())
+            lam = mix_weights.betavariate(cfg.distill_mixup, cfg.distill_mixup)
             perm = torch.randperm(inputs.shape[0], generator=mix_gen).to(inputs.device)
             inputs = lam * inputs + (1 - lam) * inputs[perm]
             logits = task.logits(student, inputs)

@@ -16,14 +16,14 @@ from torch import nn
 
 from pipeline.methods.adversarial import FreeSteps, image_batch
 from pipeline.tasks.base import TaskAdapter
-from pipeline.training import label_loss
+from pipeline.training import batchnorms, label_loss
 
 
 def layer_at_depth(model: nn.Module, depth: float) -> nn.Module | None:
     """The BatchNorm layer ``depth`` of the way through the model (definition order, which is forward order in the
     torchvision architectures TrojAI uses); None when it has none. A shift before a BatchNorm in training mode would
     be removed by its batch mean, so the shift goes on a BatchNorm's output."""
-    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    layers = batchnorms(model)
     if not layers:
         return None
     return layers[min(int(depth * len(layers)), len(layers) - 1)]

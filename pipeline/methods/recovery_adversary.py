@@ -49,16 +49,15 @@ def make_adversary(model: nn.Module, data: RepairData, cfg: SeamConfig, trace: d
     else:
         # free: the change steps from the recovery backward's own gradient (the same sign step as a separate
         # input-gradient pass would take, so identical repairs, one backward pass fewer per batch)
-        adversary = UniversalAdversary(model, data.task, cfg.adv_eps, cfg.adv_weight, cfg.adv_colour, free=True)
-        if cfg.adv_patch > 0 and isinstance(inputs, torch.Tensor) and inputs.dim() == 4:
-            patch = PatchAdversary(model, data.task, cfg.adv_patch, cfg.adv_weight, generator(data.seed, 18), free=True,
-                                   classes=data.num_classes if cfg.adv_patch_per_class else 0)
-            adversary = InTurn(adversary, patch)
-        layer = layer_at_depth(model, cfg.adv_latent_depth) if cfg.adv_latent > 0 and isinstance(inputs, torch.Tensor) \
-            and inputs.dim() == 4 else None
+        turns = [UniversalAdversary(model, data.task, cfg.adv_eps, cfg.adv_weight, cfg.adv_colour, free=True)]
+        images = isinstance(inputs, torch.Tensor) and inputs.dim() == 4
+        if cfg.adv_patch > 0 and images:
+            turns.append(PatchAdversary(model, data.task, cfg.adv_patch, cfg.adv_weight, generator(data.seed, 18),
+                                        free=True, classes=data.num_classes if cfg.adv_patch_per_class else 0))
+        layer = layer_at_depth(model, cfg.adv_latent_depth) if cfg.adv_latent > 0 and images else None
         if layer is not None:
-            latent = LatentAdversary(model, data.task, layer, cfg.adv_latent, cfg.adv_weight, free=True)
-            adversary = InTurn(*getattr(adversary, "adversaries", (adversary,)), latent)
+            turns.append(LatentAdversary(model, data.task, layer, cfg.adv_latent, cfg.adv_weight, free=True))
+        adversary = turns[0] if len(turns) == 1 else InTurn(*turns)
         if 0 < cfg.adv_fraction < 1:
             adversary = Share(adversary, cfg.adv_fraction)
     search = phrase_search(adversary) if cfg.adv_token_search != "probe" else None  # a probe's phrase is settled
